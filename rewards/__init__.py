@@ -1,0 +1,1 @@
+"""Reward plugins (rlmusic.rewards)."""

@@ -1,0 +1,3 @@
+from rlmusic.cli import main
+
+raise SystemExit(main())

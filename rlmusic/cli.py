@@ -1,0 +1,119 @@
+"""The command line: `python -m rlmusic {pretrain,sample} ...`.
+
+Every bad input ends as one `error: ...` line on stderr and exit status 2 (see rlmusic.errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rlmusic.errors import EXIT_USER_ERROR, UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _config_path(value: str | None, command: str) -> Path | None:
+    """--config takes a path, or a preset name from configs/<command>/ ("tiny" -> configs/pretrain/tiny.yaml)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.exists() and not path.suffix:
+        preset = CONFIG_DIR / command / f"{value}.yaml"
+        if preset.exists():
+            return preset
+    if not path.exists():
+        raise UserError(f"--config {value}: no such file (presets: "
+                        f"{', '.join(sorted(p.stem for p in (CONFIG_DIR / command).glob('*.yaml')))})")
+    return path
+
+
+def cmd_pretrain(args) -> int:
+    from rlmusic import config as config_lib
+    from rlmusic.corpus import resolve_sources
+    from rlmusic.pretrain import PretrainConfig, run_pretrain
+
+    overrides = list(args.set or [])
+    cfg = config_lib.load(PretrainConfig, _config_path(args.config, "pretrain"), overrides)
+    if args.data:
+        cfg.data.sources = list(args.data)
+    resolve_sources(cfg.data.sources)  # a wrong path fails here, before anything is printed or written
+    print("config:\n" + config_lib.dump_yaml(cfg).rstrip(), file=sys.stderr)
+    out = run_pretrain(cfg, args.out, use_wandb=args.wandb, log=lambda m: print(m, file=sys.stderr))
+    print(f"run saved in {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from rlmusic.render import write_outputs
+    from rlmusic.rundir import load_model
+    from rlmusic.sample import DEFAULT_PRIMER, Sampler, header_primer
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    from rlmusic.render import check_formats
+
+    check_formats(formats)
+    if args.primer is not None and any(v is not None for v in (args.key, args.meter, args.title)):
+        raise UserError("--primer cannot be combined with --key/--meter/--title (they build a primer)")
+    if args.primer is not None:
+        primer = args.primer.replace("\\n", "\n")
+    elif any(v is not None for v in (args.key, args.meter, args.title)):
+        primer = header_primer(key=args.key, meter=args.meter, title=args.title)
+    else:
+        primer = DEFAULT_PRIMER
+    model, vocab, _ = load_model(args.checkpoint)
+    tunes = Sampler(model, vocab).generate(args.num, primer=primer, max_length=args.max_length,
+                                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                           seed=args.seed)
+    if args.out is None:
+        for t in tunes:
+            print(t.text + "\n")
+        return 0
+    summary = write_outputs(tunes, Path(args.out), formats, log=lambda m: print(m, file=sys.stderr))
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rlmusic", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="train the character LSTM on ABC tunes")
+    p.add_argument("--config", help="YAML config file, or a preset name from configs/pretrain/ (tiny, default...)")
+    p.add_argument("--data", nargs="+", help="ABC files, folders, globs or music21 collections (default: the "
+                                             "collections bundled with music21)")
+    p.add_argument("--out", default="runs/pretrain", help="run directory (re-running with it resumes)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config field, e.g. "
+                                                                        "train.steps=200 (repeatable)")
+    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (honours WANDB_MODE=offline)")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("sample", help="generate tunes from a run directory")
+    p.add_argument("--checkpoint", required=True, help="run directory of pretrain or finetune")
+    p.add_argument("--num", type=int, default=8, help="number of tunes")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k most likely characters (0 = off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
+    p.add_argument("--primer", help="ABC text every tune starts with (\\n for newlines), e.g. 'X:1\\nT:Jig\\nM:6/8\\n'")
+    p.add_argument("--key", help="ask for this key, e.g. D, Ador, Gm (builds a header primer)")
+    p.add_argument("--meter", help="ask for this meter, e.g. 6/8 (builds a header primer)")
+    p.add_argument("--title", help="title of the tunes (builds a header primer)")
+    p.add_argument("--max-length", type=int, default=1500, help="stop a tune at this many characters")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same tunes")
+    p.add_argument("--out", help="folder for the tunes (default: print ABC to stdout)")
+    p.add_argument("--formats", default="abc", help="comma-separated: abc,mid,wav,svg,html")
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,79 @@
+"""The character language model: Embedding -> LSTM x N -> Dense(vocab).
+
+One set of weights serves two forms:
+- whole sequences (training, scoring): `model(tokens)` with tokens [batch, time] -> logits [batch, time, vocab];
+- one step at a time with carried state (sampling, the RL policy): `model(tokens[:, None], states)`.
+Both go through the same `call`, so they give the same logits (a test checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlmusic._tf import tf
+
+
+@dataclass
+class ModelConfig:
+    embedding_dim: int = 64
+    """Size of the learned vector for each character."""
+    units: int = 512
+    """LSTM units per layer (the hidden and cell state size)."""
+    layers: int = 1
+    """Number of stacked LSTM layers."""
+    dropout: float = 0.0
+    """Dropout on each LSTM layer's output during training (0 = off)."""
+
+
+class CharLSTM(tf.keras.Model):
+    """Character LSTM whose recurrent state can be passed in and out (see module docstring)."""
+
+    def __init__(self, vocab_size: int, cfg: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.cfg = cfg
+        self.embedding = tf.keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")
+        # return_state + return_sequences: the layer objects can be reused as-is by tf-agents' Sequential network.
+        self.lstms = [tf.keras.layers.LSTM(cfg.units, return_sequences=True, return_state=True, name=f"lstm_{i}")
+                      for i in range(cfg.layers)]
+        self.dropout = tf.keras.layers.Dropout(cfg.dropout)
+        self.head = tf.keras.layers.Dense(vocab_size, name="logits")
+
+    def call(self, tokens, states=None, training=False):
+        """tokens [B, T] int -> (logits [B, T, V] float32, states: list of [h, c] per layer)."""
+        x = self.embedding(tokens)
+        new_states = []
+        for i, lstm in enumerate(self.lstms):
+            x, h, c = lstm(x, initial_state=None if states is None else states[i], training=training)
+            new_states.append([h, c])
+            if self.cfg.dropout:
+                x = self.dropout(x, training=training)
+        logits = tf.cast(self.head(x), tf.float32)  # float32 logits even under mixed precision
+        return logits, new_states
+
+    def initial_state(self, batch_size: int):
+        zeros = tf.zeros([batch_size, self.cfg.units])
+        return [[zeros, zeros] for _ in self.lstms]
+
+    def build_weights(self):
+        """Create the variables (Keras builds lazily) so a checkpoint can be restored into them."""
+        self(tf.zeros([1, 1], tf.int32))
+        return self
+
+
+def build_model(vocab_size: int, cfg: ModelConfig) -> CharLSTM:
+    return CharLSTM(vocab_size, cfg).build_weights()
+
+
+def count_params(model: tf.keras.Model) -> int:
+    return int(sum(int(tf.size(v)) for v in model.trainable_variables))
+
+
+def flops_per_char(vocab_size: int, cfg: ModelConfig, training: bool = True) -> float:
+    """Multiply-adds x 2 for one character through the network (x3 with the backward pass)."""
+    flops, width = 0.0, cfg.embedding_dim
+    for _ in range(cfg.layers):
+        flops += 2 * (width + cfg.units) * 4 * cfg.units
+        width = cfg.units
+    flops += 2 * width * vocab_size
+    return flops * (3 if training else 1)

@@ -1,0 +1,177 @@
+"""A run directory: everything a training run leaves behind, written so that nothing is ever half-written.
+
+    config.yaml        the resolved config of the run
+    vocab.json         the character vocabulary (the model is meaningless without it)
+    corpus.json        what reading the data found (files, tunes kept, dropped by reason)
+    checkpoints/step-N/ckpt.*   TensorFlow checkpoints (model, optimizer, step); no pickle anywhere
+    metrics.jsonl      one JSON object per logged step
+    tb/                TensorBoard event files
+
+Files are written to a temporary name and renamed into place; a checkpoint is written into a temporary folder
+that is renamed to `step-N` when complete, so the newest complete checkpoint is always the highest `step-N`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from rlmusic._tf import tf
+import yaml
+
+from rlmusic.errors import UserError
+from rlmusic.vocab import Vocab
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # --- small files -------------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    def read_config_dict(self) -> dict:
+        try:
+            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{self.path}: not a run directory (no config.yaml)") from None
+        except (yaml.YAMLError, UnicodeDecodeError):
+            raise UserError(f"{self.config_path}: corrupt config file (not valid YAML)") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{self.config_path}: corrupt config file (expected a mapping)")
+        return data
+
+    def write_config(self, text: str) -> None:
+        atomic_write_text(self.config_path, text)
+
+    def read_vocab(self) -> Vocab:
+        path = self.path / "vocab.json"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{self.path}: not a complete run directory (no vocab.json)") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: corrupt vocabulary file") from None
+        return Vocab.from_json(text, where=str(path))
+
+    def write_vocab(self, vocab: Vocab) -> None:
+        atomic_write_text(self.path / "vocab.json", vocab.to_json())
+
+    def write_json(self, name: str, obj) -> None:
+        atomic_write_text(self.path / name, json.dumps(obj, indent=2, ensure_ascii=False))
+
+    def append_metrics(self, row: dict) -> None:
+        # One line per write, flushed at once: a crash loses at most the line being written.
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash
+        return rows
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoint_steps(self) -> list[int]:
+        if not self.checkpoint_root.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in self.checkpoint_root.iterdir() if (m := _STEP_DIR.match(p.name)))
+
+    def latest_step(self) -> int | None:
+        steps = self.checkpoint_steps()
+        return steps[-1] if steps else None
+
+    def save_checkpoint(self, step: int, keep: int = 2, **objects) -> Path:
+        """Write a tf.train.Checkpoint of `objects` as checkpoints/step-N, atomically; keep the newest `keep`."""
+        self.checkpoint_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.checkpoint_root, prefix=".tmp-step-"))
+        try:
+            tf.train.Checkpoint(**objects).write(str(tmp / "ckpt"))
+            final = self.checkpoint_root / f"step-{step}"
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for old in self.checkpoint_steps()[:-keep]:
+            shutil.rmtree(self.checkpoint_root / f"step-{old}", ignore_errors=True)
+        return final
+
+    def restore_checkpoint(self, step: int | None = None, partial: bool = False, **objects) -> int:
+        """Restore `objects` from checkpoint `step` (default: the newest). Returns the step restored."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"{self.path}: the run has no checkpoint yet (checkpoints/step-N)")
+        prefix = self.checkpoint_root / f"step-{step}" / "ckpt"
+        try:
+            status = tf.train.Checkpoint(**objects).read(str(prefix))
+            if partial:
+                status.expect_partial()
+            else:
+                status.assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{prefix.parent}: corrupt or mismatched checkpoint ({first[:200]})") from None
+        return step
+
+
+def load_model(path: str | Path):
+    """(model, vocab, config dict) of a run dir's newest checkpoint, for sampling, evaluation and fine-tuning."""
+    from rlmusic import config as config_lib
+    from rlmusic.model import ModelConfig, build_model
+
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise UserError(f"--checkpoint {path}: no such run directory")
+    cfg = run.read_config_dict()
+    model_cfg = config_lib.from_dict(ModelConfig, cfg.get("model") or {}, prefix="model.")
+    vocab = run.read_vocab()
+    model = build_model(len(vocab), model_cfg)
+    run.restore_checkpoint(model=model, partial=True)
+    return model, vocab, cfg
