@@ -177,6 +177,12 @@ def check_resumable(run: RunDir, cfg: PretrainConfig, vocab: Vocab) -> None:
                         f"use another --out, or delete {run.path} to start fresh")
 
 
+def _diverged(what: str, value: float, step: int, last_good: int | None, run: RunDir) -> UserError:
+    kept = f"the last good checkpoint (step {last_good}) is kept" if last_good else "no checkpoint was written"
+    return UserError(f"{what} became {value} at step {step}; {kept} in {run.path}; "
+                     f"lower train.learning_rate or train.clip_norm")
+
+
 def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, log=print) -> Path:
     from rlmusic.runlog import RunLogger, progress
 
@@ -227,9 +233,7 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
             window_time += time.perf_counter() - t0
             step += 1
             if not math.isfinite(loss):
-                kept = f"the last good checkpoint (step {last_good}) is kept" if last_good else "no checkpoint kept"
-                raise UserError(f"loss became {loss} at step {step}; {kept} in {run.path}; "
-                                f"lower train.learning_rate or train.clip_norm")
+                raise _diverged("loss", loss, step, last_good, run)
             losses.append(loss)
             window_steps += 1
             bar.update(1)
@@ -244,6 +248,8 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
                 window_time, window_steps, losses = 0.0, 0, []
             if step % tcfg.eval_every == 0 or step == tcfg.steps:
                 bpc = trainer.val_bits_per_char(val_x, val_y)
+                if not math.isfinite(bpc):
+                    raise _diverged("validation loss", bpc, step, last_good, run)
                 logger.log({"step": step, "val_bits_per_char": bpc})
                 run.save_checkpoint(step, model=model, optimizer=trainer.optimizer)
                 last_good = step

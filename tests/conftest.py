@@ -1,0 +1,45 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parents[1]
+
+# The smallest model and run that still exercise every code path; seconds on 2 cores.
+TINY = ["model.embedding_dim=8", "model.units=16", "train.batch_size=4", "train.seq_length=32",
+        "train.steps=6", "train.log_every=2", "train.eval_every=3", "train.warmup_steps=1",
+        "data.val_fraction=0.25"]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+def cli(*argv, capsys=None):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    from rlmusic.cli import main
+
+    code = main([str(a) for a in argv])
+    if capsys is not None:
+        out, err = capsys.readouterr()
+        return code, out, err
+    return code, "", ""
+
+
+def set_args(overrides):
+    return [x for o in overrides for x in ("--set", o)]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished tiny pretrain run on the test corpus, shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    code, _, _ = cli("pretrain", "--data", DATA, "--out", out, *set_args(TINY))
+    assert code == 0
+    return out
