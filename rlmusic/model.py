@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlmusic._tf import tf
+from rlmusic.lstm import FastLSTM
 
 
 @dataclass
@@ -33,9 +34,8 @@ class CharLSTM(tf.keras.Model):
         self.vocab_size = vocab_size
         self.cfg = cfg
         self.embedding = tf.keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")
-        # return_state + return_sequences: the layer objects can be reused as-is by tf-agents' Sequential network.
-        self.lstms = [tf.keras.layers.LSTM(cfg.units, return_sequences=True, return_state=True, name=f"lstm_{i}")
-                      for i in range(cfg.layers)]
+        # FastLSTM equals Keras' LSTM(return_sequences=True, return_state=True) with a faster backward pass.
+        self.lstms = [FastLSTM(cfg.units, name=f"lstm_{i}") for i in range(cfg.layers)]
         self.dropout = tf.keras.layers.Dropout(cfg.dropout)
         self.head = tf.keras.layers.Dense(vocab_size, name="logits")
 
