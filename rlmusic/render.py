@@ -1,24 +1,192 @@
-"""Write sampled tunes to disk: .abc always, plus the renderings asked for."""
+"""Turn sampled tunes into files a person can hear and read.
+
+    abc   always: one `tune_NNN.abc` per tune
+    mid   abc2midi when installed (Debian `abcmidi`), else music21
+    wav   abc2midi + timidity (Debian `timidity`); when either is missing, say so once and skip WAV
+    svg   sheet music from verovio, the page trimmed to the music
+    html  `index.html`: an offline gallery of the batch (title, sheet music, audio player, ABC text, validity)
+
+Every file is written under a temporary name and renamed into place, so a crash never leaves half a file.
+"""
 
 from __future__ import annotations
 
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from rlmusic.errors import UserError
-from rlmusic.rundir import atomic_write_text
+from rlmusic.rundir import atomic_write_bytes, atomic_write_text
 
-FORMATS = ("abc",)
+FORMATS = ("abc", "mid", "wav", "svg", "html")
 
 
 def check_formats(formats: list[str]) -> None:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise UserError(f"--formats: unknown format {', '.join(unknown)} (valid: {', '.join(FORMATS)})")
+    if not formats:
+        raise UserError(f"--formats: no format given (valid: {', '.join(FORMATS)})")
+
+
+def tune_title(text: str) -> str:
+    m = re.search(r"^T:(.*)$", text, flags=re.M)
+    return (m.group(1).strip() if m else "") or "Untitled"
+
+
+def midi_bytes(text: str) -> bytes | None:
+    """MIDI for one tune, or None when neither abc2midi nor music21 can read it."""
+    exe = shutil.which("abc2midi")
+    if exe:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "t.abc", Path(tmp) / "t.mid"
+            src.write_text(text + "\n", encoding="utf-8")
+            subprocess.run([exe, str(src), "-o", str(dst), "-quiet", "-silent"], capture_output=True, timeout=60)
+            return dst.read_bytes() if dst.exists() and dst.stat().st_size > 0 else None
+    try:
+        from music21 import converter
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = converter.parseData(text, format="abc").write("midi", fp=Path(tmp) / "t.mid")
+            return Path(path).read_bytes()
+    except Exception:  # noqa: BLE001 - music21 raises many types on malformed ABC
+        return None
+
+
+def wav_from_midi(midi: Path, wav: Path) -> bool:
+    exe = shutil.which("timidity")
+    if not exe:
+        return False
+    tmp = wav.with_name(f".{wav.name}.tmp.wav")
+    subprocess.run([exe, "-Ow", "-o", str(tmp), str(midi)], capture_output=True, timeout=120)
+    if tmp.exists() and tmp.stat().st_size > 44:  # more than a bare WAV header
+        os.replace(tmp, wav)
+        return True
+    tmp.unlink(missing_ok=True)
+    return False
+
+
+def write_svgs(items: list[tuple[str, Path]]) -> None:
+    """Engrave each (abc text, svg path) in a child process (see rlmusic._svgworker); a tune that crashes
+    verovio gets no SVG and the next tunes go on in a fresh process."""
+    start = 0
+    while start < len(items):
+        payload = json.dumps([[t, str(p)] for t, p in items[start:]])
+        proc = subprocess.run([sys.executable, "-m", "rlmusic._svgworker"], input=payload, capture_output=True,
+                              text=True, timeout=60 + 10 * len(items))
+        done = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("done ")]
+        if proc.returncode == 0:
+            return
+        start += (done[-1] + 1 if done else 0) + 1  # skip the tune that crashed it
+
+
+def _validity(tunes) -> list[list[str]]:
+    """Problems per tune: abc2midi's check when installed, else the header check alone."""
+    from rlmusic import validity
+
+    if validity.abc2midi_path():
+        return validity.check_tunes([t.text for t in tunes])
+    return [validity.header_problems(t.text) for t in tunes]
 
 
 def write_outputs(tunes, out: Path, formats: list[str], log=print) -> str:
+    """Write every tune in every format; returns the summary line."""
+    check_formats(formats)
     out.mkdir(parents=True, exist_ok=True)
-    for i, tune in enumerate(tunes, 1):
-        atomic_write_text(out / f"tune_{i:03d}.abc", tune.text + "\n")
+    stems = [f"tune_{i:03d}" for i in range(1, len(tunes) + 1)]
+    problems = _validity(tunes)
+    notes: list[str] = []
+    want_wav = "wav" in formats
+    if want_wav and not (shutil.which("abc2midi") and shutil.which("timidity")):
+        missing = [t for t in ("abc2midi", "timidity") if not shutil.which(t)]
+        notes.append(f"WAV skipped: {' and '.join(missing)} not installed (Debian packages abcmidi, timidity)")
+        log(notes[-1])
+        want_wav = False
+    made = {f: 0 for f in formats}
+    for tune, stem in zip(tunes, stems):
+        atomic_write_text(out / f"{stem}.abc", tune.text + "\n")
+        made["abc"] = made.get("abc", 0) + 1
+        if "mid" in formats or want_wav:
+            midi = midi_bytes(tune.text)
+            if midi is not None:
+                atomic_write_bytes(out / f"{stem}.mid", midi)
+                made["mid"] = made.get("mid", 0) + 1
+                if want_wav and wav_from_midi(out / f"{stem}.mid", out / f"{stem}.wav"):
+                    made["wav"] += 1
+                if "mid" not in formats:
+                    (out / f"{stem}.mid").unlink()
+    if "svg" in formats or "html" in formats:
+        write_svgs([(tune.text, out / f"{stem}.svg") for tune, stem in zip(tunes, stems)])
+        made["svg"] = sum((out / f"{stem}.svg").exists() for stem in stems)
+    if "html" in formats:
+        atomic_write_text(out / "index.html", gallery_html(tunes, stems, problems, out))
+        made["html"] = 1
+    valid = sum(not p for p in problems)
     limit = sum(t.hit_limit for t in tunes)
-    return f"wrote {len(tunes)} tunes to {out}; {limit} hit the length limit"
+    counts = ", ".join(f"{n} {f}" for f, n in made.items() if f in formats)
+    return "; ".join([f"wrote {len(tunes)} tunes to {out} ({counts})", f"{valid} valid",
+                      f"{limit} hit the length limit", *notes])
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>rlmusic: {count} tunes</title>
+<style>
+body {{ font-family: Georgia, serif; max-width: 960px; margin: 2em auto; padding: 0 1em; color: #222; }}
+article {{ border-top: 1px solid #ccc; padding: 1em 0; }}
+h2 {{ margin: 0 0 .3em; font-size: 1.3em; }}
+.valid {{ color: #1a7f37; }} .invalid {{ color: #b42318; }}
+img.score {{ width: 100%; background: #fff; }}
+pre {{ background: #f6f6f3; padding: .8em; overflow-x: auto; font-size: .9em; }}
+#status {{ color: #555; }}
+</style>
+</head>
+<body>
+<h1>{count} tunes</h1>
+<p id="status">{valid} of {count} valid ABC.</p>
+{articles}
+<script>
+// Count the scores the browser actually drew, so a reader (or a test) sees at once whether all rendered.
+window.addEventListener("load", function () {{
+  var scores = document.querySelectorAll("img.score");
+  var drawn = Array.prototype.filter.call(scores, function (img) {{ return img.complete && img.naturalWidth > 0; }});
+  document.body.dataset.scoresDrawn = drawn.length;
+  document.body.dataset.scores = scores.length;
+}});
+</script>
+</body>
+</html>
+"""
+
+
+def gallery_html(tunes, stems: list[str], problems: list[list[str]], out: Path) -> str:
+    """The gallery page. Every piece of tune text is escaped: a title may hold `<script>`."""
+    articles = []
+    for tune, stem, probs in zip(tunes, stems, problems):
+        esc = html.escape
+        parts = [f'<article id="{stem}">', f"<h2>{esc(tune_title(tune.text))}</h2>"]
+        if probs:
+            parts.append(f'<p class="invalid">Invalid: {esc("; ".join(probs[:3]))}</p>')
+        else:
+            parts.append('<p class="valid">Valid ABC.</p>')
+        if tune.hit_limit:
+            parts.append("<p>Stopped at the length limit.</p>")
+        if (out / f"{stem}.svg").exists():
+            parts.append(f'<img class="score" src="{stem}.svg" alt="Sheet music of {esc(stem)}">')
+        else:
+            parts.append("<p>No sheet music: the notation could not be engraved.</p>")
+        if (out / f"{stem}.wav").exists():
+            parts.append(f'<audio controls preload="none" src="{stem}.wav"></audio>')
+        parts.append(f'<pre>{esc(tune.text)}</pre>')
+        parts.append(f'<p><a href="{stem}.abc">{stem}.abc</a></p></article>')
+        articles.append("\n".join(parts))
+    valid = sum(not p for p in problems)
+    return _PAGE.format(count=len(tunes), valid=valid, articles="\n".join(articles))
