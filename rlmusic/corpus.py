@@ -178,9 +178,10 @@ def repair_body_line(line: str) -> str:
     - quoted-printable debris from mailing-list archives: `=20` -> space, `=3D` -> `=`;
     - a decoration written before a slur moves inside it (`~(GA)` -> `(~GA)`); one before a tuplet, a bar line or
       a closing bracket, where no note follows it, goes;
-    - a tie between two different pitches (`G3-A`, meant as legato) goes: a tie joins equal notes only.
+    - a tie between two different pitches (`G3-A`, meant as legato) goes: a tie joins equal notes only;
+    - invisible bar lines `[|]` (Ryan's uses them as line-end spacers; abc2midi reads them as a broken chord) go.
     """
-    line = _QP_ARTIFACT.sub(lambda m: " " if m.group(1) == "20" else "=", line)
+    line = _QP_ARTIFACT.sub(lambda m: " " if m.group(1) == "20" else "=", line).replace("[|]", "")
     parts = _PROTECTED.split(line)
     for i, part in enumerate(parts):
         if i % 2:  # a protected piece

@@ -226,6 +226,7 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
     try:
         bar = progress(total=tcfg.steps, initial=step, desc="pretrain", unit="step")
         window_time, window_steps, losses = 0.0, 0, []
+        started = time.perf_counter()  # wall time of this invocation, evaluation and checkpoints included
         while step < tcfg.steps:
             x, y = next(batches)
             t0 = time.perf_counter()
@@ -240,7 +241,8 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
             if step % tcfg.log_every == 0 or step == tcfg.steps:
                 cps = window_steps * chars_per_step / window_time
                 mean_loss = float(np.mean(losses))
-                row = {"step": step, "loss": mean_loss, "bits_per_char": mean_loss / math.log(2),
+                row = {"step": step, "elapsed_s": round(time.perf_counter() - started, 1), "loss": mean_loss,
+                       "bits_per_char": mean_loss / math.log(2),
                        "lr": float(trainer.optimizer.learning_rate), "chars_per_sec": cps,
                        "gflops_per_sec": window_steps * flops / window_time / 1e9}
                 logger.log(row)
@@ -250,7 +252,8 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
                 bpc = trainer.val_bits_per_char(val_x, val_y)
                 if not math.isfinite(bpc):
                     raise _diverged("validation loss", bpc, step, last_good, run)
-                logger.log({"step": step, "val_bits_per_char": bpc})
+                logger.log({"step": step, "elapsed_s": round(time.perf_counter() - started, 1),
+                            "val_bits_per_char": bpc})
                 run.save_checkpoint(step, model=model, optimizer=trainer.optimizer)
                 last_good = step
                 bar.write(f"step {step}: validation {bpc:.3f} bits/char (checkpoint saved)")

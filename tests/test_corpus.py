@@ -60,6 +60,7 @@ REPAIR_CASES = [
     ("quoted-printable debris decoded", "(f|=3Dg) A2|=20", "(f|=g) A2| "),
     ("tie between different pitches dropped, between equal pitches kept", "G3-A A2-A B-B,", "G3A A2-A BB,"),
     ("text inside quotes and !decorations! is left alone", '"Gm"G !trill!(AB)', '"Gm"G !trill!(AB)'),
+    ("invisible bar lines go", "a2=ge:[|]|] cB[|]", "a2=ge:|] cB"),
     ("inline fields are left alone", "[K:Ador] A2 [M:3/4]", "[K:Ador] A2 [M:3/4]"),
 ]
 
