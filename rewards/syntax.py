@@ -1,0 +1,101 @@
+"""ABC syntax rewards: is the text a tune abc2midi, verovio and a musician can read?
+
+Each returns one score per tune, higher is better; the range is in the first line of the docstring.
+"""
+
+from __future__ import annotations
+
+from rlmusic import validity
+from rlmusic.abc import Scan, scan
+from rlmusic.rewards.registry import register
+
+REQUIRED = ("X", "T", "M", "K")
+
+
+def scans_of(tunes: list[str], context: dict) -> list[Scan]:
+    """The `scans` the caller computed once for all rewards, or fresh scans."""
+    scans = context.get("scans")
+    return scans if scans is not None and len(scans) == len(tunes) else [scan(t) for t in tunes]
+
+
+@register("headers")
+def headers(tunes: list[str], **context) -> list[float]:
+    """Share of the required header fields X, T, M, K present (L may be implied by M), in [0, 1].
+
+    Why: without M: and K: no program knows the meter or key; without X: and T: tune books cannot index it.
+    Rule: ABC 2.1 section 2.2. Example: `X:1\\nT:a\\nK:D\\nABc|` -> 0.75 (no M:).
+    """
+    return [sum(f in s.fields for f in REQUIRED) / len(REQUIRED) for s in scans_of(tunes, context)]
+
+
+@register("clean_scan")
+def clean_scan(tunes: list[str], **context) -> list[float]:
+    """1 / (1 + problems the scanner found): 1.0 for a tune that reads cleanly, in (0, 1].
+
+    Why: unclosed chords and slurs, stray `]`, unknown characters make tunes other programs reject or misread.
+    Example: `X:1\\nT:a\\nM:4/4\\nK:C\\n]]]] zz(((` -> 1/(1+7): four stray `]` and three unclosed slurs.
+    """
+    return [1.0 / (1 + len(s.problems)) for s in scans_of(tunes, context)]
+
+
+@register("bar_durations")
+def bar_durations(tunes: list[str], **context) -> list[float | None]:
+    """Share of bars whose length matches the meter, in [0, 1]; None for free meter or fewer than 3 bars.
+
+    The first bar may be a pickup and the last may complete it, so both may be short (never long). Why: a bar
+    too long or too short is the most common rhythm error of character models. Rule: ABC 2.1 sections 3.1.6,
+    4.1. Example: `M:4/4 L:1/8`, `ABcd efga|ABc|ABcd efga|ABcd efga|` -> 0.75 (the second bar is short).
+    """
+    out: list[float | None] = []
+    for s in scans_of(tunes, context):
+        bars = [b for b in s.bars if b.expected is not None]
+        if len(bars) < 3:
+            out.append(None)
+            continue
+        ok = 0
+        for i, b in enumerate(bars):
+            edge = i == 0 or i == len(bars) - 1
+            if abs(b.duration - b.expected) < 1e-6 or (edge and b.duration < b.expected):
+                ok += 1
+        out.append(ok / len(bars))
+    return out
+
+
+@register("balanced")
+def balanced(tunes: list[str], **context) -> list[float]:
+    """1.0 when repeats, endings, chords and slurs are balanced, minus 0.25 per imbalance, in [0, 1].
+
+    Counted: `:|` without a matching start (the first `:|` may repeat from the beginning), `|:` never closed,
+    more endings than repeats allow, and the scanner's unclosed or stray chords and slurs.
+    Example: `|:ABc|` (start never closed) -> 0.75.
+    """
+    out = []
+    for s in scans_of(tunes, context):
+        starts, ends, endings = s.repeats["start"], s.repeats["end"], s.repeats["endings"]
+        imbalance = abs(ends - starts) - (1 if ends == starts + 1 else 0)  # repeat-from-start is fine
+        imbalance += max(0, endings - 2 * max(ends, 1))
+        imbalance += sum(1 for p in s.problems if "chord" in p or "slur" in p or "]" in p)
+        out.append(max(0.0, 1.0 - 0.25 * imbalance))
+    return out
+
+
+@register("abc2midi")
+def abc2midi(tunes: list[str], **context) -> list[float | None]:
+    """1 / (1 + abc2midi's Error lines), in (0, 1]; None for every tune when abc2midi is not installed.
+
+    Why: abc2midi is the reference ABC player; its errors are what users hit. Slower than the rest (one process
+    per batch), so it is left out of the default fine-tuning preset. Example: a clean tune -> 1.0.
+    """
+    if validity.abc2midi_path() is None:
+        return [None] * len(tunes)
+    return [1.0 / (1 + len(e)) for e in validity.abc2midi_errors(tunes)]
+
+
+@register("valid")
+def valid(tunes: list[str], **context) -> list[float]:
+    """1.0 when all required headers are there and the scanner found no problem, else 0.0.
+
+    The fast stand-in for the abc2midi check (rlmusic.validity), used for valid rates inside the RL loop.
+    Example: `X:1\nT:a\nK:C\nABc|` -> 0.0 (no M:).
+    """
+    return [float(all(f in s.fields for f in REQUIRED) and not s.problems) for s in scans_of(tunes, context)]

@@ -1,0 +1,454 @@
+"""A fast ABC scanner: tune text -> header fields, note events and bars, plus a list of problems.
+
+music21's parser takes 25-35 ms per folk tune and accepts junk such as `]]]] zz(((` silently. Rewards in the RL
+loop need something two orders of magnitude faster that also says what is wrong, so this scanner reads one tune
+with one compiled regular expression and never raises on bad input: malformed text ends up in `Scan.problems`.
+
+What it understands (ABC 2.1):
+- header fields up to K:; M: (`C`, `C|`, `none`, `6/8`), L: (or the standard's default from M:), K: with
+  modes (maj ion mix dor aeo m min phr lyd loc) and explicit accidentals (`K:D exp ^c`, `K:Ddor ^f`);
+- notes with accidentals (carried through the bar for the same letter and octave), octave marks, lengths
+  (`2`, `/`, `//`, `3/2`), broken rhythm `>`/`<`, tuplets `(3` and `(p:q:r`, ties `-`;
+- rests `z`/`x` and bar rests `Z`; chords `[CEG]` (the chord's highest note is its melody note: `Note.pitch`;
+  all its notes are in `Note.chord`); grace notes `{...}` ignored; decorations, chord symbols and annotations
+  skipped; inline fields `[K:...]` `[M:...]` `[L:...]` and body field lines applied;
+- bar lines, repeats (`|:` `:|` `::`), endings (`[1` `|2`), the bar index and the position in the bar of each note,
+  and the character span of each note in the text.
+
+Durations are floats in whole notes (a quarter note is 0.25).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+LETTER_SEMITONE = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+# Fifths from C of each natural tonic, and each mode's offset in fifths from the major mode on the same tonic.
+TONIC_FIFTHS = {"F": -1, "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5}
+MODE_FIFTHS = {"maj": 0, "ion": 0, "mix": -1, "dor": -2, "aeo": -3, "min": -3, "m": -3, "phr": -4, "lyd": 1,
+               "loc": -5}
+# Scale degrees (semitones above the tonic) of each mode, for in-key and tonic rules.
+MODE_SCALE = {0: (0, 2, 4, 5, 7, 9, 11), -1: (0, 2, 4, 5, 7, 9, 10), -2: (0, 2, 3, 5, 7, 9, 10),
+              -3: (0, 2, 3, 5, 7, 8, 10), -4: (0, 1, 3, 5, 7, 8, 10), 1: (0, 2, 4, 6, 7, 9, 11),
+              -5: (0, 1, 3, 5, 6, 8, 10)}
+SHARP_ORDER, FLAT_ORDER = "FCGDAEB", "BEADGCF"
+ACCIDENTAL = {"^": 1, "^^": 2, "_": -1, "__": -2, "=": 0}
+
+
+@dataclass
+class Key:
+    """A key: tonic pitch class, mode (as fifths offset, see MODE_FIFTHS) and the signature per letter."""
+
+    tonic: int = 0
+    mode: int = 0
+    signature: dict[str, int] = field(default_factory=dict)  # letter -> semitone alteration
+    name: str = "C"
+
+    @property
+    def scale(self) -> frozenset[int]:
+        """Pitch classes of the key's scale, explicit accidentals of K: included."""
+        base = {(self.tonic + d) % 12 for d in MODE_SCALE[self.mode]}
+        natural = {(LETTER_SEMITONE[ltr] + alt) % 12 for ltr, alt in self.signature.items()}
+        return frozenset(base | natural) if self.signature and not base >= natural else frozenset(base)
+
+
+_KEY = re.compile(r"^\s*(?:(?P<none>none|HP|Hp)|(?P<tonic>[A-G])(?P<acc>[#b]?)\s*(?P<mode>[A-Za-z]*))(?P<rest>.*)$")
+_EXPLICIT = re.compile(r"(\^\^|\^|__|_|=)([A-Ga-g])")
+
+
+def parse_key(value: str) -> tuple[Key | None, str | None]:
+    """K: field value -> (Key, None) or (None, problem)."""
+    m = _KEY.match(value)
+    if not m:
+        return None, f"unknown key {value!r}"
+    if m.group("none"):
+        return Key(name=value.strip()), None
+    letter, acc, mode_word = m.group("tonic"), m.group("acc"), m.group("mode").lower()
+    mode_key = "maj" if not mode_word else ("m" if mode_word == "m" else mode_word[:3])
+    explicit_only = mode_word.startswith("exp")  # K:D exp ^f^c: only the accidentals listed
+    if explicit_only or mode_word.startswith("clef"):
+        mode_key = "maj"
+    if mode_key not in MODE_FIFTHS:
+        return None, f"unknown mode {mode_word!r} in K:{value}"
+    mode = MODE_FIFTHS[mode_key]
+    fifths = TONIC_FIFTHS[letter] + (7 if acc == "#" else -7 if acc == "b" else 0) + mode
+    signature: dict[str, int] = {}
+    if fifths > 0:
+        signature = {ltr: 1 for ltr in SHARP_ORDER[:min(fifths, 7)]}
+    elif fifths < 0:
+        signature = {ltr: -1 for ltr in FLAT_ORDER[:min(-fifths, 7)]}
+    explicit = m.group("rest")
+    if explicit_only or explicit.strip().lower().startswith("exp"):
+        signature = {}
+    for a, ltr in _EXPLICIT.findall(explicit):
+        signature[ltr.upper()] = ACCIDENTAL[a]
+    tonic = (LETTER_SEMITONE[letter] + (1 if acc == "#" else -1 if acc == "b" else 0)) % 12
+    return Key(tonic=tonic, mode=MODE_FIFTHS[mode_key], signature=signature, name=value.strip()), None
+
+
+def parse_meter(value: str) -> tuple[float | None, str | None]:
+    """M: value -> (bar length in whole notes, or None for free meter; problem or None)."""
+    v = value.strip()
+    if v in ("", "none", "None", "NONE"):
+        return None, None
+    if v == "C":
+        return 1.0, None
+    if v == "C|":
+        return 1.0, None
+    m = re.match(r"^\(?([\d+]+)\)?/(\d+)$", v)
+    if not m:
+        return None, f"bad meter M:{value}"
+    num = sum(int(x) for x in m.group(1).split("+") if x)
+    return num / int(m.group(2)), None
+
+
+def parse_length(value: str) -> tuple[float | None, str | None]:
+    m = re.match(r"^\s*(\d+)/(\d+)\s*$", value)
+    if not m or int(m.group(2)) == 0:
+        return None, f"bad unit length L:{value}"
+    return int(m.group(1)) / int(m.group(2)), None
+
+
+def length_multiplier(text: str) -> float:
+    """ABC note length suffix -> multiplier of the unit length: '' 1, '2' 2, '/' 1/2, '//' 1/4, '3/2' 1.5."""
+    if not text:
+        return 1.0
+    if "/" not in text:
+        return float(int(text))
+    num, _, den = text.partition("/")
+    slashes = text.count("/")
+    den_digits = den.lstrip("/")
+    n = int(num) if num else 1
+    d = int(den_digits) if den_digits else 2 ** slashes
+    return n / d if d else 1.0
+
+
+@dataclass(slots=True)
+class Note:
+    pitch: int | None
+    """MIDI pitch (middle C = C = 60; c = 72), None for a rest."""
+    duration: float
+    """In whole notes, after broken rhythm and tuplets."""
+    start: float
+    """Onset from the start of the tune, in whole notes."""
+    bar: int
+    """Index of the bar the note is in (0 = the first bar, a pickup included)."""
+    pos: float
+    """Onset from the start of its bar."""
+    span: tuple[int, int]
+    """Character offsets [start, end) of the note (or chord) in the tune text."""
+    tie: bool = False
+    """Tied to the next note."""
+    chord: tuple[int, ...] | None = None
+    """All pitches when the event is a chord."""
+
+
+@dataclass(slots=True)
+class Bar:
+    index: int
+    duration: float
+    """Sum of the durations of its notes and rests."""
+    expected: float | None
+    """The meter's bar length in force (None for free meter)."""
+    end: int
+    """Character offset of the bar line that closes it."""
+
+
+@dataclass
+class Scan:
+    fields: dict[str, str] = field(default_factory=dict)
+    """Header fields (first value of each), up to and including K:."""
+    key: Key | None = None
+    meter: float | None = None
+    unit: float = 0.125
+    notes: list[Note] = field(default_factory=list)
+    bars: list[Bar] = field(default_factory=list)
+    repeats: dict[str, int] = field(default_factory=lambda: {"start": 0, "end": 0, "endings": 0})
+    problems: list[str] = field(default_factory=list)
+    body_start: int = 0
+    """Character offset where the music begins (after the K: line)."""
+
+    @property
+    def pitched(self) -> list[Note]:
+        return [n for n in self.notes if n.pitch is not None]
+
+    def melody(self) -> list[Note]:
+        """Pitched notes with ties merged: a tied pair sounds as one note."""
+        out: list[Note] = []
+        tied = False
+        for n in self.pitched:
+            if tied and out and out[-1].pitch == n.pitch:
+                prev = out[-1]
+                out[-1] = Note(prev.pitch, prev.duration + n.duration, prev.start, prev.bar, prev.pos,
+                               (prev.span[0], n.span[1]), n.tie, prev.chord)
+            else:
+                out.append(n)
+            tied = n.tie
+        return out
+
+
+_TOKEN = re.compile(r"""
+  (?P<field>\[[A-Za-z]:[^\]\n]*\])
+ |(?P<quote>"[^"\n]*"?)
+ |(?P<deco>![^!\n]*!|\+[^+\n\]]*\+)
+ |(?P<grace>\{[^}\n]*\}?)
+ |(?P<bar>:*\[?\|+\]?:*|::+)(?P<ending>\d+(?:[,-]\d+)*)?
+ |(?P<ending2>\[\d+(?:[,-]\d+)*)
+ |(?P<tuplet>\((?P<p>\d)(?::(?P<q>\d*))?(?::(?P<r>\d*))?)
+ |(?P<slur_open>\()
+ |(?P<slur_close>\))
+ |(?P<chord_open>\[)
+ |(?P<chord_close>\](?P<chord_len>\d*/*\d*))
+ |(?P<note>(?P<acc>\^\^|\^|__|_|=)?(?P<letter>[A-Ga-g])(?P<oct>[,']*)(?P<len>\d*/*\d*)(?P<tie>-)?)
+ |(?P<rest>[zx](?P<rest_len>\d*/*\d*))
+ |(?P<bar_rest>Z(?P<bars>\d*))
+ |(?P<broken>[<>]+)
+ |(?P<skip>[\s\\`y.~HLMOPSTuvJR]+|-)
+ |(?P<other>.)
+""", re.VERBOSE)
+
+_FIELD_LINE = re.compile(r"^([A-Za-z]):(.*)$")
+_TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}
+
+
+def _default_unit(meter: float | None) -> float:
+    return 0.0625 if meter is not None and meter < 0.75 else 0.125
+
+
+def scan(text: str, carry_accidentals: bool = True) -> Scan:
+    """Scan one tune. Never raises on malformed ABC: what is wrong goes to `.problems`.
+
+    `carry_accidentals`: an accidental holds for the same letter and octave until the bar line, as the ABC
+    standard and abc2midi have it. music21's ABC reader applies it to the one note only; pass False to match it.
+    """
+    out = Scan()
+    lines = text.split("\n")
+    offset, i = 0, 0
+    unit_given = False
+    # --- header -----------------------------------------------------------------------------------------------
+    while i < len(lines):
+        line = lines[i]
+        m = _FIELD_LINE.match(line)
+        if not m:
+            if line.strip() and not line.startswith("%"):
+                break
+            offset += len(line) + 1
+            i += 1
+            continue
+        name, value = m.group(1), m.group(2).strip()
+        out.fields.setdefault(name, value)
+        if name == "M":
+            out.meter, problem = parse_meter(value)
+            if problem:
+                out.problems.append(problem)
+        elif name == "L":
+            unit, problem = parse_length(value)
+            if problem:
+                out.problems.append(problem)
+            else:
+                out.unit, unit_given = unit, True
+        offset += len(line) + 1
+        i += 1
+        if name == "K":
+            out.key, problem = parse_key(value)
+            if problem:
+                out.problems.append(problem)
+            break
+    if not unit_given:
+        out.unit = _default_unit(out.meter)
+    out.body_start = min(offset, len(text))
+    if "K" not in out.fields:
+        out.problems.append("no K: field ends the header")
+    if out.key is None:
+        out.key = Key()
+    _scan_body(text, out, i, offset, lines, carry_accidentals)
+    return out
+
+
+def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[str], carry: bool) -> None:
+    key, unit, meter = out.key, out.unit, out.meter
+    time = bar_start = 0.0
+    bar = 0
+    bar_accidentals: dict[tuple[str, int], int] = {}
+    notes = out.notes
+    problems = out.problems
+    tuplet_left, tuplet_factor = 0, 1.0
+    pending_broken = 1.0
+    chord: list | None = None
+    slurs = 0
+    seen_note_in_bar = False
+    tied_from: tuple[str, int, int] | None = None  # letter, octave, alteration of a note tied to the next
+
+    def place(pitch, duration, span, tie, chord_pitches):
+        nonlocal time, tuplet_left, tuplet_factor, pending_broken, seen_note_in_bar
+        if tuplet_left:
+            duration *= tuplet_factor
+            tuplet_left -= 1
+        duration *= pending_broken
+        pending_broken = 1.0
+        notes.append(Note(pitch, duration, time, bar, time - bar_start, span, tie, chord_pitches))
+        time += duration
+        seen_note_in_bar = True
+
+    def close_bar(end):
+        nonlocal bar, bar_start, seen_note_in_bar
+        if seen_note_in_bar:
+            out.bars.append(Bar(bar, time - bar_start, meter, end))
+            bar += 1
+        bar_start = time
+        seen_note_in_bar = False
+        bar_accidentals.clear()
+
+    def pitch_of(m) -> tuple[str, int, int]:
+        letter = m.group("letter")
+        upper = letter.upper()
+        octave = 1 if letter.islower() else 0
+        marks = m.group("oct")
+        octave += marks.count("'") - marks.count(",")
+        acc = m.group("acc")
+        if acc:
+            alter = ACCIDENTAL[acc]
+            if carry:
+                bar_accidentals[(upper, octave)] = alter
+        elif tied_from is not None and tied_from[:2] == (upper, octave):
+            alter = tied_from[2]  # a tie holds the pitch across the bar line
+        else:
+            alter = bar_accidentals.get((upper, octave), key.signature.get(upper, 0))
+        return upper, octave, alter
+
+    for li in range(first_line, len(lines)):
+        line = lines[li]
+        fm = _FIELD_LINE.match(line)
+        if fm:
+            key, unit, meter = _apply_field(fm.group(1), fm.group(2), key, unit, meter, problems)
+            offset += len(line) + 1
+            continue
+        comment = line.find("%")
+        if comment >= 0 and (comment == 0 or line[comment - 1] != "\\"):
+            line = line[:comment]
+        for m in _TOKEN.finditer(line):
+            kind = m.lastgroup
+            a, b = offset + m.start(), offset + m.end()
+            if kind == "note":
+                upper, octave, alter = pitch_of(m)
+                p = 60 + 12 * octave + LETTER_SEMITONE[upper] + alter
+                tied_from = (upper, octave, alter) if m.group("tie") else None
+                dur = unit * length_multiplier(m.group("len"))
+                if chord is not None:
+                    chord.append((p, dur, m.group("tie") is not None))
+                else:
+                    place(p, dur, (a, b), m.group("tie") is not None, None)
+            elif kind == "rest":
+                if chord is not None:
+                    problems.append(f"rest inside a chord at {a}")
+                    continue
+                place(None, unit * length_multiplier(m.group("rest_len")), (a, b), False, None)
+            elif kind == "bar_rest":
+                n = int(m.group("bars") or 1)
+                place(None, (meter or 1.0) * n, (a, b), False, None)
+            elif kind == "bar":
+                if chord is not None:
+                    problems.append(f"bar line inside a chord at {a}")
+                    chord = None
+                token = m.group("bar")
+                if token.startswith(":"):
+                    out.repeats["end"] += 1
+                if token.endswith(":"):
+                    out.repeats["start"] += 1
+                if m.group("ending"):
+                    out.repeats["endings"] += 1
+                close_bar(a)
+            elif kind == "ending2":
+                out.repeats["endings"] += 1
+            elif kind == "chord_open":
+                if chord is not None:
+                    problems.append(f"chord opened inside a chord at {a}")
+                chord = []
+                chord_start = a
+            elif kind == "chord_close":
+                if chord is None:
+                    problems.append(f"']' without an open chord at {a}")
+                    continue
+                if not chord:
+                    problems.append(f"empty chord at {chord_start}")
+                    chord = None
+                    continue
+                mult = length_multiplier(m.group("chord_len"))
+                pitches = tuple(p for p, _, _ in chord)
+                place(max(pitches), chord[0][1] * mult, (chord_start, b), any(t for _, _, t in chord), pitches)
+                chord = None
+            elif kind == "tuplet":
+                p_ = int(m.group("p"))
+                q_ = int(m.group("q")) if m.group("q") else _TUPLET_Q.get(p_, 3 if _compound(meter) else 2)
+                r_ = int(m.group("r")) if m.group("r") else p_
+                if p_ < 2:
+                    problems.append(f"bad tuplet ({p_} at {a}")
+                    continue
+                tuplet_left, tuplet_factor = r_, q_ / p_
+            elif kind == "broken":
+                n = len(m.group("broken"))
+                if not notes or chord is not None:
+                    problems.append(f"broken rhythm without a note before it at {a}")
+                    continue
+                long_f, short_f = 2 - 0.5 ** n, 0.5 ** n
+                first, second = (long_f, short_f) if m.group("broken")[0] == ">" else (short_f, long_f)
+                prev = notes[-1]
+                extra = prev.duration * (first - 1)
+                prev.duration *= first
+                time += extra
+                pending_broken = second
+            elif kind == "slur_open":
+                slurs += 1
+            elif kind == "slur_close":
+                if slurs == 0:
+                    problems.append(f"')' closes no slur at {a}")
+                else:
+                    slurs -= 1
+            elif kind == "field":
+                inner = m.group("field")[1:-1]
+                key, unit, meter = _apply_field(inner[0], inner[2:], key, unit, meter, problems)
+            elif kind == "grace":
+                if not m.group("grace").endswith("}"):
+                    problems.append(f"unclosed grace notes at {a}")
+            elif kind == "quote":
+                if not m.group("quote").endswith('"') or len(m.group("quote")) == 1:
+                    problems.append(f"unclosed quote at {a}")
+            elif kind == "other":
+                problems.append(f"unexpected character {m.group('other')!r} at {a}")
+        offset += len(lines[li]) + 1
+    if chord is not None:
+        problems.append("chord not closed at the end of the tune")
+    if slurs:
+        problems.append(f"{slurs} slur(s) not closed at the end of the tune")
+    if seen_note_in_bar:
+        out.bars.append(Bar(bar, time - bar_start, meter, len(text)))
+    if not notes:
+        problems.append("no notes")
+
+
+def _compound(meter: float | None) -> bool:
+    return meter is not None and abs(meter * 8 % 3) < 1e-9 and meter * 8 >= 6
+
+
+def _apply_field(name, value, key, unit, meter, problems):
+    value = value.strip()
+    if name == "K":
+        new, problem = parse_key(value)
+        if problem:
+            problems.append(problem)
+        else:
+            key = new
+    elif name == "M":
+        new, problem = parse_meter(value)
+        if problem:
+            problems.append(problem)
+        else:
+            meter = new
+    elif name == "L":
+        new, problem = parse_length(value)
+        if problem:
+            problems.append(problem)
+        else:
+            unit = new
+    return key, unit, meter
