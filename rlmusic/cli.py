@@ -1,4 +1,4 @@
-"""The command line: `python -m rlmusic {pretrain,sample} ...`.
+"""The command line: `python -m rlmusic {pretrain,sample,evaluate,rewards} ...`.
 
 Every bad input ends as one `error: ...` line on stderr and exit status 2 (see rlmusic.errors).
 """
@@ -75,6 +75,65 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    import random
+
+    from rlmusic import evaluate
+    from rlmusic.corpus import load_corpus
+
+    if args.checkpoint is None and not args.data:
+        raise UserError("evaluate needs --checkpoint RUN, --data PATH, or both")
+    if args.reference and not args.checkpoint:
+        raise UserError("--reference needs --checkpoint (the model to compare with it)")
+    columns: dict[str, dict] = {}
+    sources: dict[str, list[str]] = {}
+    real: list[str] = []
+    if args.data:
+        tunes = load_corpus(args.data).tunes
+        real = random.Random(args.seed).sample(tunes, min(args.num, len(tunes)))
+        columns["corpus"] = evaluate.tune_metrics(real)
+        sources["corpus"] = real
+    result: dict = dict(columns.get("corpus", {}))
+    if args.checkpoint:
+        from rlmusic.rundir import load_model
+        from rlmusic.sample import Sampler
+
+        model, vocab, _ = load_model(args.checkpoint)
+        sampled = [t.text for t in Sampler(model, vocab).generate(
+            args.num, max_length=args.max_length, temperature=args.temperature, seed=args.seed)]
+        result = evaluate.tune_metrics(sampled)
+        if args.reference:
+            ref_model, ref_vocab, _ = load_model(args.reference)
+            if ref_vocab != vocab:
+                raise UserError(f"--reference {args.reference} has another vocabulary ({vocab.diff(ref_vocab)})")
+            result["kl_to_reference"] = evaluate.kl_to_reference(model, ref_model, vocab, sampled)
+        if real:
+            result["nll_bits_per_char"], skipped = evaluate.nll_bits_per_char(model, vocab, real)
+            if skipped:
+                print(f"nll_bits_per_char: {skipped} tunes skipped (characters outside the vocabulary)",
+                      file=sys.stderr)
+            result["corpus"] = columns["corpus"]
+        name = Path(args.checkpoint).name or "model"
+        columns[name] = result
+        sources[name] = sampled
+    print(evaluate.markdown_table(columns))
+    if args.json:
+        evaluate.write_json(Path(args.json), result)
+    if args.plots:
+        evaluate.plot_histograms(sources, Path(args.plots))
+    return 0
+
+
+def cmd_rewards(args) -> int:
+    from rlmusic.rewards import available
+
+    rewards = available()
+    width = max(len(n) for n in rewards)
+    for name, info in sorted(rewards.items()):
+        print(f"{name:<{width}}  {info.source:<12}  {info.summary}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rlmusic", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the tunes (default: print ABC to stdout)")
     p.add_argument("--formats", default="abc", help="comma-separated: abc,mid,wav,svg,html")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="metrics table of a model's tunes (or of real tunes)")
+    p.add_argument("--checkpoint", help="run directory to sample from")
+    p.add_argument("--reference", help="run directory of the prior: adds kl_to_reference")
+    p.add_argument("--data", nargs="+", help="real tunes (files, folders, globs, music21 collections): a corpus "
+                                             "column, and nll_bits_per_char of the model")
+    p.add_argument("--num", type=int, default=100, help="tunes sampled (and corpus tunes drawn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-length", type=int, default=1500)
+    p.add_argument("--json", help="write the metrics here (JSON)")
+    p.add_argument("--plots", help="write pitch-class and interval histograms here (PNG)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("rewards", help="list every registered reward")
+    p.set_defaults(func=cmd_rewards)
     return parser
 
 

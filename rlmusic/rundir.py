@@ -151,10 +151,11 @@ class RunDir:
         prefix = self.checkpoint_root / f"step-{step}" / "ckpt"
         try:
             status = tf.train.Checkpoint(**objects).read(str(prefix))
+            # Every variable we hold must come from the checkpoint; with `partial`, values we do not hold (the
+            # optimizer's, when only the model is wanted) may stay unused.
+            status.assert_existing_objects_matched()
             if partial:
                 status.expect_partial()
-            else:
-                status.assert_existing_objects_matched()
         except Exception as exc:  # noqa: BLE001 - whatever the reader trips on, the files are not a usable checkpoint
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"{prefix.parent}: corrupt or mismatched checkpoint ({first[:200]})") from None

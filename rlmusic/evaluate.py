@@ -1,0 +1,213 @@
+"""`python -m rlmusic evaluate`: the metrics table of a model (or of real tunes, the human baseline).
+
+Metric definitions (all over the sampled tunes; "fraction" metrics are in [0, 1]). They adapt Magenta's
+`rl_tuner_eval_metrics` to ABC: the RL Tuner counted notes on a 16th-note grid in C major; here notes are the
+scanner's melody notes (ties merged, chords as their top note) in the key and mode of each tune's K: field.
+
+    valid_rate                  share of tunes that pass the validity check (abc2midi when installed, else the
+                                scanner: headers X T M K and no problems); `valid_check` says which
+    notes_not_in_key            notes outside the key's scale / all notes
+    notes_excessively_repeated  notes inside runs of more than 4 equal pitches / all notes
+    starts_with_tonic           share of tunes whose first note is the tonic (any octave)
+    ends_with_tonic             share of tunes whose last note is the tonic
+    leaps_resolved              leaps (>= a fifth) followed by a step or third back / leaps with a next note
+    unique_max_note             share of tunes whose highest note occurs once
+    unique_min_note             share of tunes whose lowest note occurs once
+    notes_in_repeated_motif     notes in bars whose interval pattern (>= 3 distinct pitches) recurs / all notes
+    autocorrelation_lag1..3     mean over tunes of the pitch autocorrelation at lags 1-3 (signed, in [-1, 1])
+    pitch_class_entropy         mean over tunes of the log2 entropy of the 12-bin pitch-class histogram (MusPy)
+    scale_consistency           mean over tunes of the best major/minor scale's in-scale share (MusPy)
+    kl_to_reference             with --reference: KL(model || reference) in nats/char on the sampled tunes
+    nll_bits_per_char           with --data and a model: the model's NLL on real tunes, bits/char
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from rlmusic.abc import Scan, scan
+from rlmusic.rewards import theory
+from rlmusic.rewards.syntax import REQUIRED
+
+METRIC_KEYS = ("valid_rate", "notes_not_in_key", "notes_excessively_repeated", "starts_with_tonic",
+               "ends_with_tonic", "leaps_resolved", "unique_max_note", "unique_min_note", "notes_in_repeated_motif",
+               "autocorrelation_lag1", "autocorrelation_lag2", "autocorrelation_lag3", "pitch_class_entropy",
+               "scale_consistency")
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def pitch_class_entropy(pitches: list[int]) -> float | None:
+    if not pitches:
+        return None
+    counts = np.bincount(np.asarray(pitches) % 12, minlength=12) / len(pitches)
+    nz = counts[counts > 0]
+    return float(-(nz * np.log2(nz)).sum())
+
+
+def scale_consistency(pitches: list[int]) -> float | None:
+    if not pitches:
+        return None
+    pcs = Counter(p % 12 for p in pitches)
+    best = 0
+    for tonic in range(12):
+        for scale in (MAJOR, MINOR):
+            members = {(tonic + d) % 12 for d in scale}
+            best = max(best, sum(n for pc, n in pcs.items() if pc in members))
+    return best / len(pitches)
+
+
+def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
+    """The metrics above (but the model-based ones) for a list of tunes."""
+    from rlmusic import validity
+
+    scans: list[Scan] = [scan(t) for t in tunes]
+    melodies = [[n.pitch for n in s.melody()] for s in scans]
+    total = sum(len(m) for m in melodies)
+    if use_abc2midi and validity.abc2midi_path():
+        valid = [not p for p in validity.check_tunes(tunes)]
+        check = "abc2midi"
+    else:
+        valid = [all(f in s.fields for f in REQUIRED) and not s.problems for s in scans]
+        check = "scanner"
+    not_in_key = sum(len(f) - sum(f) for f in (theory.in_key_flags(s) for s in scans))
+    repeated = sum(sum(theory.repeated_flags(m)) for m in melodies)
+    leaps = resolved = 0
+    for m in melodies:
+        n_leaps, n_resolved, _ = theory.leap_outcomes(m)
+        leaps, resolved = leaps + n_leaps, resolved + n_resolved
+    in_motif = 0
+    for s in scans:
+        motifs = theory.bar_motifs(s)
+        counts = Counter(motifs.values())
+        repeated_bars = {b for b, mo in motifs.items() if counts[mo] > 1}
+        in_motif += sum(1 for n in s.melody() if n.bar in repeated_bars)
+    with_notes = [(s, m) for s, m in zip(scans, melodies) if m]
+    out = {
+        "valid_rate": _ratio(sum(valid), len(tunes)),
+        "notes_not_in_key": _ratio(not_in_key, total),
+        "notes_excessively_repeated": _ratio(repeated, total),
+        "starts_with_tonic": _mean(float(m[0] % 12 == s.key.tonic) for s, m in with_notes),
+        "ends_with_tonic": _mean(float(m[-1] % 12 == s.key.tonic) for s, m in with_notes),
+        "leaps_resolved": _ratio(resolved, leaps),
+        "unique_max_note": _mean(float(m.count(max(m)) == 1) for _, m in with_notes),
+        "unique_min_note": _mean(float(m.count(min(m)) == 1) for _, m in with_notes),
+        "notes_in_repeated_motif": _ratio(in_motif, total),
+        **{f"autocorrelation_lag{k}": _mean(theory.autocorrelation(m, k) for m in melodies) for k in (1, 2, 3)},
+        "pitch_class_entropy": _mean(pitch_class_entropy(m) for m in melodies),
+        "scale_consistency": _mean(scale_consistency(m) for m in melodies),
+        "valid_check": check,
+        "tunes": len(tunes),
+        "mean_notes": total / len(tunes) if tunes else 0.0,
+    }
+    return out
+
+
+def _padded_batches(vocab, tunes: list[str], batch: int = 32):
+    """Batches of (ids [B, T+1], mask [B, T]) for scoring; each tune is preceded by the end of the one before."""
+    texts = ["\n\n" + t + "\n\n" for t in tunes]
+    for i in range(0, len(texts), batch):
+        chunk = texts[i:i + batch]
+        width = max(len(t) for t in chunk)
+        ids = np.zeros((len(chunk), width), np.int32)
+        mask = np.zeros((len(chunk), width - 1), np.float32)
+        for r, t in enumerate(chunk):
+            ids[r, :len(t)] = vocab.encode(t)
+            mask[r, 1:len(t) - 1] = 1.0  # predict every char of the tune and its closing blank line
+        yield ids, mask
+
+
+def nll_bits_per_char(model, vocab, tunes: list[str]) -> tuple[float, int]:
+    """The model's NLL on `tunes` (bits/char) and how many tunes were skipped for unknown characters."""
+    from rlmusic._tf import tf
+
+    usable = [t for t in tunes if not vocab.unknown(t)]
+    total = count = 0.0
+    for ids, mask in _padded_batches(vocab, usable):
+        logits, _ = model(ids[:, :-1])
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(ids[:, 1:], logits).numpy()
+        total += float((nll * mask).sum())
+        count += float(mask.sum())
+    return total / max(count, 1.0) / math.log(2), len(tunes) - len(usable)
+
+
+def kl_to_reference(model, reference, vocab, tunes: list[str]) -> float:
+    """Mean over the characters of `tunes` of KL(model(.|s) || reference(.|s)), in nats/char."""
+    from rlmusic._tf import tf
+
+    total = count = 0.0
+    for ids, mask in _padded_batches(vocab, tunes):
+        lp = tf.nn.log_softmax(model(ids[:, :-1])[0], -1)
+        lq = tf.nn.log_softmax(reference(ids[:, :-1])[0], -1)
+        kl = tf.reduce_sum(tf.exp(lp) * (lp - lq), -1).numpy()
+        total += float((kl * mask).sum())
+        count += float(mask.sum())
+    return total / max(count, 1.0)
+
+
+def markdown_table(columns: dict[str, dict]) -> str:
+    """Metrics as rows, one column per evaluated source (model or corpus)."""
+    keys = [k for k in (*METRIC_KEYS, "kl_to_reference", "nll_bits_per_char")
+            if any(k in c and c[k] is not None for c in columns.values())]
+    lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for k in keys:
+        cells = []
+        for c in columns.values():
+            v = c.get(k)
+            cells.append("" if v is None else f"{v:.3f}")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_histograms(sources: dict[str, list[str]], path: Path) -> None:
+    """Pitch-class and melodic-interval histograms of each source, overlaid, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+    for label, tunes in sources.items():
+        pcs, intervals = [], []
+        for t in tunes:
+            m = [n.pitch for n in scan(t).melody()]
+            pcs += [p % 12 for p in m]
+            intervals += [max(-12, min(12, b - a)) for a, b in zip(m, m[1:])]
+        if pcs:
+            ax1.plot(range(12), np.bincount(pcs, minlength=12) / len(pcs), marker="o", label=label)
+        if intervals:
+            hist = np.bincount(np.asarray(intervals) + 12, minlength=25) / len(intervals)
+            ax2.plot(range(-12, 13), hist, marker=".", label=label)
+    ax1.set(title="Pitch classes", xticks=range(12), xticklabels=names, ylabel="share of notes")
+    ax2.set(title="Melodic intervals (semitones, clipped at an octave)", ylabel="share of intervals")
+    ax1.legend()
+    ax2.legend()
+    fig.tight_layout()
+    from rlmusic.rundir import atomic_write_bytes
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_json(path: Path, metrics: dict) -> None:
+    from rlmusic.rundir import atomic_write_text
+
+    atomic_write_text(path, json.dumps(metrics, indent=2))

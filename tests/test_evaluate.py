@@ -1,0 +1,80 @@
+"""`python -m rlmusic evaluate`: metric definitions on hand-written tunes, and the command end to end."""
+
+import json
+
+import pytest
+
+from conftest import TINY, cli, set_args
+from rlmusic.evaluate import METRIC_KEYS, pitch_class_entropy, scale_consistency, tune_metrics
+
+H = "X:1\nT:t\nM:4/4\nL:1/8\n"
+
+
+def test_metrics_on_hand_written_tunes():
+    tunes = [
+        H + "K:D\nDEFG ABcd|dcBA GFED|",  # a D major scale up and down: starts and ends on D
+        H + "K:C\nAAAAA c2|^c4 B4|",      # five A in a row; ^c out of key; ends on B, not the tonic
+    ]
+    m = tune_metrics(tunes, use_abc2midi=False)
+    assert m["valid_rate"] == 1.0 and m["valid_check"] == "scanner"
+    assert m["notes_not_in_key"] == pytest.approx(1 / 24)            # 16 + 8 notes, one out of key
+    assert m["notes_excessively_repeated"] == pytest.approx(5 / 24)  # the run of five A
+    assert m["starts_with_tonic"] == 0.5 and m["ends_with_tonic"] == 0.5
+    assert m["unique_max_note"] == 0.5  # the scale's top d appears twice; the second tune's ^c once
+    assert m["autocorrelation_lag1"] > 0.5  # scales are smooth
+    assert set(METRIC_KEYS) <= set(m)
+
+
+def test_pitch_class_entropy_and_scale_consistency():
+    assert pitch_class_entropy([60, 62, 64, 65]) == pytest.approx(2.0)  # four equally likely classes
+    assert pitch_class_entropy([60, 72]) == 0.0
+    assert scale_consistency([60, 62, 64, 65, 67, 69, 71]) == 1.0
+    assert scale_consistency([60, 61, 62, 63]) == 0.75  # no major/minor scale holds all four
+
+
+def test_evaluate_cli_end_to_end(tiny_run, data_dir, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    code, stdout, _ = cli("evaluate", "--checkpoint", tiny_run, "--reference", tiny_run, "--data", data_dir,
+                          "--num", 6, "--max-length", 120, "--json", out, "--plots", tmp_path / "h.png",
+                          capsys=capsys)
+    assert code == 0
+    m = json.loads(out.read_text())
+    for k in METRIC_KEYS:
+        if m[k] is not None and not k.startswith(("autocorrelation", "pitch_class")):
+            assert 0.0 <= m[k] <= 1.0, k
+    assert m["kl_to_reference"] == pytest.approx(0.0, abs=1e-6)  # a model against itself
+    assert 0 < m["nll_bits_per_char"] < 8
+    assert m["corpus"]["valid_rate"] >= 0.99  # the hand-written tunes are valid
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| metric | corpus | " in stdout
+
+
+def test_kl_to_a_different_model_is_positive(tiny_run, data_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    cli("pretrain", "--data", data_dir, "--out", other, *set_args(TINY + ["train.seed=5", "train.steps=3"]))
+    code, _, _ = cli("evaluate", "--checkpoint", tiny_run, "--reference", other, "--num", 4, "--max-length", 80,
+                     "--json", tmp_path / "m.json", capsys=capsys)
+    assert code == 0
+    assert json.loads((tmp_path / "m.json").read_text())["kl_to_reference"] > 1e-5  # tiny models are near uniform: small but not zero
+
+
+def test_corpus_only(data_dir, tmp_path, capsys):
+    code, stdout, _ = cli("evaluate", "--data", data_dir, "--json", tmp_path / "c.json", capsys=capsys)
+    assert code == 0 and json.loads((tmp_path / "c.json").read_text())["tunes"] == 8
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "evaluate needs --checkpoint RUN, --data PATH, or both"),
+    (["--data", "{d}", "--reference", "{d}"], "--reference needs --checkpoint"),
+])
+def test_evaluate_bad_inputs(data_dir, capsys, args, message):
+    code, _, err = cli("evaluate", *[a.format(d=data_dir) for a in args], capsys=capsys)
+    assert code == 2 and message in err
+
+
+def test_rewards_command_lists_builtins(capsys):
+    code, out, _ = cli("rewards", capsys=capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert any(ln.startswith("in_key ") and "built-in" in ln for ln in lines)
+    assert len(lines) >= 15
