@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
+
 from rlmusic.abc import Note, Scan
 from rlmusic.rewards.registry import register
 from rlmusic.rewards.syntax import scans_of
@@ -49,13 +51,12 @@ def autocorrelation(pitches: list[int], lag: int) -> float | None:
     """Pearson correlation of the pitch sequence with itself `lag` notes later (None if undefined)."""
     if len(pitches) <= lag + 1:
         return None
-    a, b = pitches[:-lag], pitches[lag:]
-    ma, mb = sum(a) / len(a), sum(b) / len(b)
-    va = sum((x - ma) ** 2 for x in a)
-    vb = sum((y - mb) ** 2 for y in b)
+    p = np.asarray(pitches, dtype=np.float64)
+    a, b = p[:-lag] - p[:-lag].mean(), p[lag:] - p[lag:].mean()
+    va, vb = float(a @ a), float(b @ b)
     if va == 0 or vb == 0:
         return None
-    return sum((x - ma) * (y - mb) for x, y in zip(a, b)) / math.sqrt(va * vb)
+    return float(a @ b) / math.sqrt(va * vb)
 
 
 def leap_outcomes(pitches: list[int]) -> tuple[int, int, int]:
@@ -78,10 +79,13 @@ def leap_outcomes(pitches: list[int]) -> tuple[int, int, int]:
 
 def bar_motifs(s: Scan) -> dict[int, tuple[int, ...]]:
     """Per bar, its interval pattern when the bar holds a motif (>= 3 distinct pitches, RL Tuner)."""
-    by_bar: dict[int, list[int]] = {}
-    for n in melody(s):
-        by_bar.setdefault(n.bar, []).append(n.pitch)
-    return {b: tuple(y - x for x, y in zip(p, p[1:])) for b, p in by_bar.items() if len(set(p)) >= 3}
+    if "bar_motifs" not in s.cache:
+        by_bar: dict[int, list[int]] = {}
+        for n in melody(s):
+            by_bar.setdefault(n.bar, []).append(n.pitch)
+        s.cache["bar_motifs"] = {b: tuple(y - x for x, y in zip(p, p[1:]))
+                                 for b, p in by_bar.items() if len(set(p)) >= 3}
+    return s.cache["bar_motifs"]
 
 
 def interval_quality(step: int) -> int:
@@ -96,7 +100,7 @@ def interval_quality(step: int) -> int:
 
 
 def _pitches(s: Scan) -> list[int]:
-    return [n.pitch for n in melody(s)]
+    return s.melody_pitches()
 
 
 @register("in_key")

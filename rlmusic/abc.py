@@ -20,6 +20,7 @@ Durations are floats in whole notes (a quarter note is 0.25).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -110,6 +111,10 @@ def parse_length(value: str) -> tuple[float | None, str | None]:
     return int(m.group(1)) / int(m.group(2)), None
 
 
+_LETTER_OCTAVE = {ltr: (ltr.upper(), 1 if ltr.islower() else 0) for ltr in "ABCDEFGabcdefg"}
+
+
+@functools.lru_cache(maxsize=512)
 def length_multiplier(text: str) -> float:
     """ABC note length suffix -> multiplier of the unit length: '' 1, '2' 2, '/' 1/2, '//' 1/4, '3/2' 1.5."""
     if not text:
@@ -169,15 +174,23 @@ class Scan:
     body_start: int = 0
     """Character offset where the music begins (after the K: line)."""
 
+    _melody: list[Note] | None = field(default=None, repr=False, compare=False)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    """Values derived from the scan by rewards (computed once, shared by every reward that needs them)."""
+
     @property
     def pitched(self) -> list[Note]:
         return [n for n in self.notes if n.pitch is not None]
 
     def melody(self) -> list[Note]:
-        """Pitched notes with ties merged: a tied pair sounds as one note."""
+        """Pitched notes with ties merged: a tied pair sounds as one note. Computed once per scan."""
+        if self._melody is not None:
+            return self._melody
         out: list[Note] = []
         tied = False
-        for n in self.pitched:
+        for n in self.notes:
+            if n.pitch is None:
+                continue
             if tied and out and out[-1].pitch == n.pitch:
                 prev = out[-1]
                 out[-1] = Note(prev.pitch, prev.duration + n.duration, prev.start, prev.bar, prev.pos,
@@ -185,7 +198,11 @@ class Scan:
             else:
                 out.append(n)
             tied = n.tie
+        self._melody = out
         return out
+
+    def melody_pitches(self) -> list[int]:
+        return [n.pitch for n in self.melody()]
 
 
 _TOKEN = re.compile(r"""
@@ -300,21 +317,20 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
         seen_note_in_bar = False
         bar_accidentals.clear()
 
-    def pitch_of(m) -> tuple[str, int, int]:
-        letter = m.group("letter")
-        upper = letter.upper()
-        octave = 1 if letter.islower() else 0
-        marks = m.group("oct")
-        octave += marks.count("'") - marks.count(",")
-        acc = m.group("acc")
+    def pitch_of(acc, letter, marks) -> tuple[str, int, int]:
+        upper, octave = _LETTER_OCTAVE[letter]
+        if marks:
+            octave += marks.count("'") - marks.count(",")
         if acc:
             alter = ACCIDENTAL[acc]
             if carry:
                 bar_accidentals[(upper, octave)] = alter
-        elif tied_from is not None and tied_from[:2] == (upper, octave):
+        elif tied_from is not None and tied_from[0] == upper and tied_from[1] == octave:
             alter = tied_from[2]  # a tie holds the pitch across the bar line
-        else:
+        elif bar_accidentals:
             alter = bar_accidentals.get((upper, octave), key.signature.get(upper, 0))
+        else:
+            alter = key.signature.get(upper, 0)
         return upper, octave, alter
 
     for li in range(first_line, len(lines)):
@@ -329,16 +345,24 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
             line = line[:comment]
         for m in _TOKEN.finditer(line):
             kind = m.lastgroup
+            if kind == "skip":  # spaces and decorations: the most common token after notes
+                continue
             a, b = offset + m.start(), offset + m.end()
             if kind == "note":
-                upper, octave, alter = pitch_of(m)
+                acc, letter, marks, length, tie = m.group("acc", "letter", "oct", "len", "tie")
+                upper, octave, alter = pitch_of(acc, letter, marks)
                 p = 60 + 12 * octave + LETTER_SEMITONE[upper] + alter
-                tied_from = (upper, octave, alter) if m.group("tie") else None
-                dur = unit * length_multiplier(m.group("len"))
+                tie = tie is not None
+                tied_from = (upper, octave, alter) if tie else None
+                dur = unit * length_multiplier(length)
                 if chord is not None:
-                    chord.append((p, dur, m.group("tie") is not None))
-                else:
-                    place(p, dur, (a, b), m.group("tie") is not None, None)
+                    chord.append((p, dur, tie))
+                elif tuplet_left or pending_broken != 1.0:
+                    place(p, dur, (a, b), tie, None)
+                else:  # the common case, inlined
+                    notes.append(Note(p, dur, time, bar, time - bar_start, (a, b), tie, None))
+                    time += dur
+                    seen_note_in_bar = True
             elif kind == "rest":
                 if chord is not None:
                     problems.append(f"rest inside a chord at {a}")
