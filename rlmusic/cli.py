@@ -116,6 +116,15 @@ def cmd_evaluate(args) -> int:
         name = Path(args.checkpoint).name or "model"
         columns[name] = result
         sources[name] = sampled
+    if args.rewards:
+        from rlmusic.rewards import scan_all, score
+
+        names = [n.strip() for n in args.rewards.split(",") if n.strip()]
+        for col, tunes in sources.items():
+            scans = scan_all(tunes)
+            for name in names:
+                values = [v for v in score(name, tunes, scans=scans) if v is not None]
+                columns[col][f"rewards/{name}"] = sum(values) / len(values) if values else None
     print(evaluate.markdown_table(columns))
     if args.json:
         evaluate.write_json(Path(args.json), result)
@@ -175,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=1500)
     p.add_argument("--json", help="write the metrics here (JSON)")
     p.add_argument("--plots", help="write pitch-class and interval histograms here (PNG)")
+    p.add_argument("--rewards", help="comma-separated reward names (or module:function): adds the mean of each")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("rewards", help="list every registered reward")

@@ -169,3 +169,26 @@ def test_scores_are_finite_on_corpus_tunes(data_dir):
     for name in available():
         for v in score(name, tunes, scans=scans):
             assert v is None or math.isfinite(v)
+
+
+def test_the_example_plugin_installs_and_is_found_by_name(tmp_path):
+    """The README's worked example: pip-install examples/reward_plugin into a temporary target, then the
+    reward is listed by `rewards` and usable by name in `evaluate`."""
+    import os
+    import subprocess
+
+    from conftest import DATA, REPO
+
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(REPO / "examples" / "reward_plugin")], check=True,
+                   capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    listed = subprocess.run([sys.executable, "-m", "rlmusic", "rewards"], capture_output=True, text=True, env=env)
+    line = next(ln for ln in listed.stdout.splitlines() if ln.startswith("long_final_note"))
+    assert "entry point (rlmusic-ending-rules)" in line and "at least a quarter note" in line
+    ev = subprocess.run([sys.executable, "-m", "rlmusic", "evaluate", "--data", str(DATA), "--rewards",
+                         "long_final_note"], capture_output=True, text=True, env=env)
+    assert ev.returncode == 0, ev.stderr
+    row = next(ln for ln in ev.stdout.splitlines() if ln.startswith("| rewards/long_final_note"))
+    assert float(row.split("|")[2]) > 0.5
