@@ -1,0 +1,108 @@
+"""The composition environment: write one ABC tune, one character per step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlmusic.errors import UserError
+from rlmusic.vocab import Vocab
+
+DEFAULT_VOCAB_FILE = Path(__file__).with_name("default_vocab.json")
+# The default reward preset: a tune that reads as valid ABC and follows the RL Tuner's strongest rules.
+DEFAULT_REWARDS = {"valid": 1.0, "bar_durations": 1.0, "in_key": 1.0, "no_excessive_repeats": 1.0,
+                   "tonic_start_end": 0.5, "repeated_motif": 0.5}
+START = "\n"  # a tune follows the blank line that ended the previous one
+END = "\n\n"
+
+
+def default_vocab() -> Vocab:
+    """The vocabulary of the embedded corpus (saved with the package; a test checks it against the corpus)."""
+    return Vocab(json.loads(DEFAULT_VOCAB_FILE.read_text(encoding="utf-8"))["chars"])
+
+
+class AbcCompositionEnv(gym.Env):
+    """Write an ABC tune one character at a time.
+
+    ## Action Space
+    `Discrete(len(vocab))`: the next character of the tune.
+
+    ## Observation Space
+    `Discrete(len(vocab))`: the id of the last character written (at reset: the newline that precedes a tune).
+    The policy is recurrent: it carries the rest of the tune in its state.
+
+    ## Rewards
+    0 at every step but the last. At the end of the episode the tune (the text written, without the closing
+    blank line) is scored by each reward plugin, and the weighted sum of their scores is the last step's reward
+    (a reward that does not apply to the tune, returning None, adds 0). `info["tune"]` holds the text and
+    `info["rewards"]` each plugin's score.
+
+    ## Episode End
+    Terminated when the tune ends (the agent writes a blank line: two newlines). Truncated when `max_length`
+    characters have been written without that: a time limit, not an end of the tune.
+
+    ## Arguments
+    - `vocab`: a `Vocab` or a list of characters (default: the embedded corpus' vocabulary, 109 characters);
+    - `rewards`: mapping reward name -> weight (names as `python -m rlmusic rewards` lists them, or
+      `module:function`; default `DEFAULT_REWARDS`);
+    - `max_length`: characters per episode before truncation (default 1000).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, vocab: Vocab | list[str] | None = None, rewards: dict[str, float] | None = None,
+                 max_length: int = 1000, render_mode: str | None = None):
+        from rlmusic.rewards import get
+
+        self.vocab = default_vocab() if vocab is None else (vocab if isinstance(vocab, Vocab) else Vocab(vocab))
+        missing = [c for c in "\nX:K" if c not in self.vocab.index]
+        if missing:
+            raise UserError(f"vocab: an ABC vocabulary needs {', '.join(map(repr, missing))}")
+        self.rewards = dict(DEFAULT_REWARDS if rewards is None else rewards)
+        for name in self.rewards:
+            get(name)  # unknown names fail here, listing the valid ones
+        if max_length < 2:
+            raise UserError(f"max_length: must be at least 2, got {max_length}")
+        self.max_length = max_length
+        self.render_mode = render_mode
+        self.action_space = spaces.Discrete(len(self.vocab))
+        self.observation_space = spaces.Discrete(len(self.vocab))
+        self._start = self.vocab.index[START]
+        self._chars: list[str] = []
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._chars = []
+        return self._start, {}
+
+    def step(self, action):
+        action = int(action)
+        if not 0 <= action < len(self.vocab):
+            raise ValueError(f"action {action} outside Discrete({len(self.vocab)})")
+        self._chars.append(self.vocab.chars[action])
+        terminated = len(self._chars) >= 2 and self._chars[-1] == "\n" and self._chars[-2] == "\n"
+        truncated = not terminated and len(self._chars) >= self.max_length
+        reward, info = 0.0, {}
+        if terminated or truncated:
+            tune = "".join(self._chars).rstrip("\n")
+            scores = self.score([tune])[0]
+            reward = sum(self.rewards[n] * v for n, v in scores.items() if v is not None)
+            info = {"tune": tune, "rewards": scores}
+        return action, float(reward), terminated, truncated, info
+
+    def score(self, tunes: list[str]) -> list[dict[str, float | None]]:
+        """Each reward's score of each tune (scans shared between rewards)."""
+        from rlmusic.rewards import scan_all, score
+
+        scans = scan_all(tunes)
+        per_reward = {name: score(name, tunes, scans=scans) for name in self.rewards}
+        return [{name: per_reward[name][i] for name in self.rewards} for i in range(len(tunes))]
+
+    def render(self):
+        if self.render_mode == "ansi":
+            return "".join(self._chars)
+        return None

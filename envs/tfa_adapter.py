@@ -1,0 +1,57 @@
+"""Gymnasium -> tf-agents: a `PyEnvironment` around any Gymnasium env with Discrete actions and observations.
+
+tf-agents 0.19 (its last release) has no Gymnasium wrapper, and its gym wrapper targets the old 4-tuple API.
+The mapping is small but exact: `terminated` -> `ts.termination` (discount 0: no value after the end of the
+tune), `truncated` -> `ts.truncation` (discount kept: the tune was cut by the time limit, not finished), else
+`ts.transition`. After an episode ends the next `step` starts a new one, as tf-agents drivers expect.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from rlmusic._tf import tf  # noqa: F401 - TensorFlow first, quietly
+    from tf_agents.environments import batched_py_environment, py_environment
+    from tf_agents.specs import array_spec
+    from tf_agents.trajectories import time_step as ts
+
+
+class GymnasiumPyEnvironment(py_environment.PyEnvironment):
+    def __init__(self, env, discount: float = 1.0):
+        super().__init__(handle_auto_reset=True)
+        self.env = env
+        self.discount = np.float32(discount)
+        n_obs, n_act = int(env.observation_space.n), int(env.action_space.n)
+        self._observation_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_obs - 1, name="observation")
+        self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_act - 1, name="action")
+        self.last_info: dict = {}
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    def _reset(self):
+        obs, self.last_info = self.env.reset()
+        return ts.restart(np.int32(obs))
+
+    def _step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(int(action))
+        self.last_info = info
+        obs, reward = np.int32(obs), np.float32(reward)
+        if terminated:
+            return ts.termination(obs, reward)
+        if truncated:
+            return ts.truncation(obs, reward, self.discount)
+        return ts.transition(obs, reward, self.discount)
+
+
+def batched(make_env, n: int) -> batched_py_environment.BatchedPyEnvironment:
+    """`n` copies of `make_env()` stepped together (batch dimension first), for tf-agents drivers."""
+    return batched_py_environment.BatchedPyEnvironment([GymnasiumPyEnvironment(make_env()) for _ in range(n)],
+                                                       multithreading=False)

@@ -1,0 +1,104 @@
+"""The Gymnasium composition environment and its tf-agents adapter."""
+
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import rlmusic.envs  # noqa: F401 - registers the environment
+from rlmusic.envs import ENV_ID, AbcCompositionEnv, default_vocab
+from rlmusic.errors import UserError
+
+TUNE = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\nDFA dAF|DFA d2A|FED E2F|D4 z4|\n\n"
+
+
+def write(env, text):
+    results = [env.step(env.unwrapped.vocab.index[c]) for c in text]
+    return results
+
+
+def test_check_env_on_the_registered_id():
+    env = gym.make(ENV_ID)
+    check_env(env.unwrapped)
+    assert env.unwrapped.vocab == default_vocab()
+
+
+def test_default_vocab_is_the_embedded_corpus_vocab():
+    from rlmusic.pretrain import PretrainConfig, prepare_data
+
+    _, vocab, _, _, _ = prepare_data(PretrainConfig(), log=lambda m: None)
+    assert default_vocab() == vocab
+
+
+def test_construction_is_quick():
+    start = time.perf_counter()
+    gym.make(ENV_ID, rewards={"in_key": 1.0}, max_length=300)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_finished_tune_terminates_with_its_score():
+    env = gym.make(ENV_ID, rewards={"in_key": 2.0, "tonic_start_end": 1.0, "valid": 1.0})
+    obs, _ = env.reset(seed=0)
+    assert obs == env.unwrapped.vocab.index["\n"]
+    results = write(env, TUNE)
+    assert all(r[1] == 0.0 and not r[2] and not r[3] for r in results[:-1])  # nothing before the end
+    _, reward, terminated, truncated, info = results[-1]
+    assert terminated and not truncated
+    assert info["tune"] == TUNE.rstrip("\n")
+    assert info["rewards"] == {"in_key": 1.0, "tonic_start_end": 1.0, "valid": 1.0}
+    assert reward == pytest.approx(2.0 * 1.0 + 1.0 * 1.0 + 1.0)
+
+
+def test_length_limit_is_a_truncation():
+    env = gym.make(ENV_ID, rewards={"headers": 1.0}, max_length=12)
+    env.reset()
+    results = write(env, TUNE[:12])
+    _, reward, terminated, truncated, info = results[-1]
+    assert truncated and not terminated
+    assert info["tune"] == TUNE[:12].rstrip("\n") and reward == pytest.approx(0.75)  # X, T, a cut M:, no K
+
+
+def test_vector_env():
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make(ENV_ID, max_length=50) for _ in range(3)])
+    obs, _ = envs.reset(seed=1)
+    assert obs.shape == (3,)
+    obs, rewards, term, trunc, _ = envs.step(np.array([1, 2, 3]))
+    assert rewards.shape == (3,) and not term.any() and not trunc.any()
+
+
+def test_bad_arguments():
+    with pytest.raises(UserError, match="unknown reward 'nope'"):
+        AbcCompositionEnv(rewards={"nope": 1.0})
+    with pytest.raises(UserError, match="needs"):
+        AbcCompositionEnv(vocab=list("abc"))
+
+
+def test_tf_agents_adapter_maps_terminated_and_truncated():
+    from rlmusic.envs.tfa_adapter import GymnasiumPyEnvironment
+
+    finished = GymnasiumPyEnvironment(AbcCompositionEnv(rewards={"valid": 1.0}))
+    vocab = finished.env.vocab
+    step = finished.reset()
+    assert step.is_first()
+    for c in TUNE:
+        step = finished.step(np.int32(vocab.index[c]))
+    assert step.is_last() and step.discount == 0.0 and step.reward == 1.0  # termination: no future value
+    assert finished.step(np.int32(0)).is_first()  # the next step starts a new tune
+
+    cut = GymnasiumPyEnvironment(AbcCompositionEnv(rewards={"valid": 1.0}, max_length=5), discount=0.99)
+    cut.reset()
+    for c in TUNE[:5]:
+        step = cut.step(np.int32(vocab.index[c]))
+    assert step.is_last() and step.discount == np.float32(0.99)  # truncation keeps the discount
+
+
+def test_batched_adapter():
+    from rlmusic.envs.tfa_adapter import batched
+
+    env = batched(lambda: AbcCompositionEnv(max_length=20), 4)
+    step = env.reset()
+    assert step.observation.shape == (4,) and env.batch_size == 4
+    step = env.step(np.zeros(4, np.int32))
+    assert step.reward.shape == (4,)
