@@ -46,13 +46,11 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from rlmusic.render import write_outputs
+    from rlmusic.render import check_formats, write_outputs
     from rlmusic.rundir import load_model
     from rlmusic.sample import DEFAULT_PRIMER, Sampler, header_primer
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    from rlmusic.render import check_formats
-
     check_formats(formats)
     if args.primer is not None and any(v is not None for v in (args.key, args.meter, args.title)):
         raise UserError("--primer cannot be combined with --key/--meter/--title (they build a primer)")

@@ -11,6 +11,7 @@ which tune it belongs to.
 
 from __future__ import annotations
 
+import bisect
 import re
 import shutil
 import subprocess
@@ -59,8 +60,6 @@ def abc2midi_errors(tunes: list[str], timeout: float = 600.0) -> list[list[str]]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         out = subprocess.run([exe, str(path), "-c"], capture_output=True, text=True, errors="replace",
                              timeout=timeout, cwd=tmp).stdout
-    import bisect
-
     for line in out.splitlines():
         m = _ERROR_LINE.match(line)
         if m:
