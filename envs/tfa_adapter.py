@@ -8,16 +8,14 @@ tune), `truncated` -> `ts.truncation` (discount kept: the tune was cut by the ti
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from rlmusic._tf import tf  # noqa: F401 - TensorFlow first, quietly
-    from tf_agents.environments import batched_py_environment, py_environment
-    from tf_agents.specs import array_spec
-    from tf_agents.trajectories import time_step as ts
+from rlmusic._tf import quiet_import
+
+quiet_import("tf_agents")  # tf-agents imports the old gym, which prints a notice
+from tf_agents.environments import batched_py_environment, py_environment  # noqa: E402
+from tf_agents.specs import array_spec  # noqa: E402
+from tf_agents.trajectories import time_step as ts  # noqa: E402
 
 
 class GymnasiumPyEnvironment(py_environment.PyEnvironment):

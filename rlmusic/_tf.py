@@ -14,24 +14,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _NOISE = ("Unable to register cuDNN factory", "Unable to register cuFFT factory",
           "Unable to register cuBLAS factory", "TF-TRT Warning", "oneDNN custom operations",
-          "This TensorFlow binary is optimized", "To enable the following instructions", "could not find cuda drivers")
+          "This TensorFlow binary is optimized", "To enable the following instructions", "could not find cuda drivers",
+          # tf-agents imports the old `gym`, which prints a notice on import; we use Gymnasium.
+          "Gym has been unmaintained", "Please upgrade to Gymnasium", "See the migration guide at https://gymnasium")
 
 
-def _import_quietly():
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+def quiet_import(name: str):
+    """Import module `name` with the known start-up notices filtered out of stderr (other lines pass)."""
+    import importlib
+
+    if name in sys.modules:
+        return sys.modules[name]
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, ValueError, OSError):  # stderr replaced by something without a file descriptor
-        import tensorflow
-
-        return tensorflow
+        return importlib.import_module(name)
     sys.stderr.flush()
     saved = os.dup(fd)
     with tempfile.TemporaryFile(mode="w+b") as capture:
         os.dup2(capture.fileno(), fd)
         try:
-            import tensorflow
+            module = importlib.import_module(name)
         finally:
             sys.stderr.flush()
             os.dup2(saved, fd)
@@ -40,8 +43,8 @@ def _import_quietly():
             for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
                 if not any(n in line for n in _NOISE):
                     sys.stderr.write(line)
-    tensorflow.get_logger().setLevel("ERROR")
-    return tensorflow
+    return module
 
 
-tf = _import_quietly()
+tf = quiet_import("tensorflow")
+tf.get_logger().setLevel("ERROR")

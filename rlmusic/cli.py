@@ -1,4 +1,4 @@
-"""The command line: `python -m rlmusic {pretrain,sample,evaluate,rewards} ...`.
+"""The command line: `python -m rlmusic {pretrain,finetune,sample,evaluate,rewards} ...`.
 
 Every bad input ends as one `error: ...` line on stderr and exit status 2 (see rlmusic.errors).
 """
@@ -41,6 +41,17 @@ def cmd_pretrain(args) -> int:
     resolve_sources(cfg.data.sources)  # a wrong path fails here, before anything is printed or written
     print("config:\n" + config_lib.dump_yaml(cfg).rstrip(), file=sys.stderr)
     out = run_pretrain(cfg, args.out, use_wandb=args.wandb, log=lambda m: print(m, file=sys.stderr))
+    print(f"run saved in {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from rlmusic import config as config_lib
+    from rlmusic.finetune import FinetuneConfig, run_finetune
+
+    cfg = config_lib.load(FinetuneConfig, _config_path(args.config, "finetune"), list(args.set or []))
+    print("config:\n" + config_lib.dump_yaml(cfg).rstrip(), file=sys.stderr)
+    out = run_finetune(cfg, args.checkpoint, args.out, use_wandb=args.wandb, log=lambda m: print(m, file=sys.stderr))
     print(f"run saved in {out}", file=sys.stderr)
     return 0
 
@@ -154,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                                         "train.steps=200 (repeatable)")
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (honours WANDB_MODE=offline)")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="fine-tune a pretrained run with RL on reward plugins (KL-controlled)")
+    p.add_argument("--checkpoint", required=True, help="the pretrained run directory")
+    p.add_argument("--config", help="YAML config file, or a preset name from configs/finetune/")
+    p.add_argument("--out", default="runs/finetune", help="run directory (re-running with it resumes)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config field (repeatable)")
+    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (honours WANDB_MODE=offline)")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("sample", help="generate tunes from a run directory")
     p.add_argument("--checkpoint", required=True, help="run directory of pretrain or finetune")

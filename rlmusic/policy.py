@@ -1,0 +1,77 @@
+"""The pretrained character model as a tf-agents policy network, and the KL-control reward shaping.
+
+`CharPolicyNetwork` wraps a `CharLSTM` (the very same layer objects: fine-tuning updates the pretrained weights,
+nothing is copied by hand) as a tf-agents `Network` that returns a categorical distribution over the next
+character. Its state is the LSTM's (h, c) per layer; where a step starts a new episode the state is zeroed,
+also in the middle of a training sequence, so tunes collected back to back never leak into each other.
+"""
+
+from __future__ import annotations
+
+from rlmusic._tf import quiet_import, tf
+
+quiet_import("tf_agents")
+import tensorflow_probability as tfp  # noqa: E402
+from tf_agents.networks import network  # noqa: E402
+from tf_agents.specs import tensor_spec  # noqa: E402
+from tf_agents.trajectories import time_step as ts  # noqa: E402
+
+
+class CharPolicyNetwork(network.Network):
+    def __init__(self, model, name: str = "CharPolicyNetwork"):
+        units = model.cfg.units
+        state_spec = [[tf.TensorSpec([units], tf.float32), tf.TensorSpec([units], tf.float32)] for _ in model.lstms]
+        super().__init__(input_tensor_spec=tensor_spec.BoundedTensorSpec((), tf.int32, 0, model.vocab_size - 1),
+                         state_spec=state_spec, name=name)
+        self.model = model
+
+    def logits(self, observations, step_type, network_state, training=False):
+        """Logits [B, V] (one step) or [B, T, V] (sequences), and the new state."""
+        if observations.shape.rank == 1:
+            state = _reset(network_state, tf.equal(step_type, ts.StepType.FIRST))
+            logits, state = self.model(observations[:, None], state, training=training)
+            return logits[:, 0], state
+        return _unroll(self.model, observations, step_type, network_state, training)
+
+    def call(self, observations, step_type=None, network_state=(), training=False):
+        if step_type is None:
+            step_type = tf.zeros_like(observations)
+        if not network_state:
+            network_state = self.model.initial_state(tf.shape(observations)[0])
+        logits, state = self.logits(observations, step_type, network_state, training)
+        return tfp.distributions.Categorical(logits=logits, dtype=tf.int32), state
+
+
+def _reset(state, first):
+    keep = 1.0 - tf.cast(first, tf.float32)[:, None]
+    return [[h * keep, c * keep] for h, c in state]
+
+
+def _unroll(model, observations, step_type, state, training=False):
+    """Step through [B, T] with the state zeroed at every FIRST step (episodes may start mid-sequence)."""
+    steps = tf.shape(observations)[1]
+    first = tf.equal(step_type, ts.StepType.FIRST)
+    out = tf.TensorArray(tf.float32, size=steps)
+
+    def body(t, state, out):
+        state = _reset(state, first[:, t])
+        logits, state = model(observations[:, t:t + 1], state, training=training)
+        return t + 1, state, out.write(t, logits[:, 0])
+
+    _, state, out = tf.while_loop(lambda t, *_: t < steps, body, [tf.constant(0), state, out])
+    return tf.transpose(out.stack(), [1, 0, 2]), state
+
+
+def sequence_log_probs(model, observations, actions, step_type):
+    """log p(a_t | s_t) under `model` for trajectories [B, T] (state reset at FIRST steps)."""
+    logits, _ = _unroll(model, observations, step_type, model.initial_state(tf.shape(observations)[0]))
+    return -tf.nn.sparse_softmax_cross_entropy_with_logits(actions, logits), logits
+
+
+def kl_shaped_rewards(task_rewards, logp_policy, logp_prior, beta: float):
+    """Per-token reward of KL-control (Sequence Tutor, RLHF): r_t = task_t - beta * (log pi - log p_prior).
+
+    Summed over a tune, the penalty is beta times a sample estimate of KL(pi || prior) for that tune, so the
+    policy gains reward only where the tune gains more than it departs from what the pretrained model would write.
+    """
+    return task_rewards - beta * (logp_policy - logp_prior)
