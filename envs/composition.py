@@ -73,6 +73,7 @@ class AbcCompositionEnv(gym.Env):
         self.observation_space = spaces.Discrete(len(self.vocab))
         self._start = self.vocab.index[START]
         self._chars: list[str] = []
+        self.failure: UserError | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -89,7 +90,12 @@ class AbcCompositionEnv(gym.Env):
         reward, info = 0.0, {}
         if terminated or truncated:
             tune = "".join(self._chars).rstrip("\n")
-            scores = self.score([tune])[0]
+            try:
+                scores = self.score([tune])[0]
+            except UserError as exc:
+                # Kept for callers that step this env inside TensorFlow, which re-wraps the exception.
+                self.failure = exc
+                raise
             reward = sum(self.rewards[n] * v for n, v in scores.items() if v is not None)
             info = {"tune": tune, "rewards": scores}
         return action, float(reward), terminated, truncated, info

@@ -150,21 +150,30 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
         env, agent.collect_policy, observers=[buffer.add_batch], num_episodes=cfg.tunes_per_iteration)
     collect = common.function(driver.run)
     train = common.function(agent.train)
-    prior_logp = tf.function(lambda obs, act, st: sequence_log_probs(prior_model, obs, act, st)[0])
+    # log pi and log p_prior of the collected characters, each in one batched pass (the policy's weights are
+    # still those that collected them, so this is the behaviour policy's log-probability).
+    policy_logp = tf.function(lambda obs, act, st: sequence_log_probs(policy_model, obs, act, st))
+    prior_logp = tf.function(lambda obs, act, st: sequence_log_probs(prior_model, obs, act, st))
     logger = RunLogger(run, cfg, use_wandb=use_wandb, project=cfg.wandb_project, kind="finetune")
     try:
         bar = progress(total=cfg.iterations, initial=int(iteration.numpy()), desc="finetune", unit="it")
         while int(iteration.numpy()) < cfg.iterations:
             start = time.perf_counter()
             # rollout
-            collect()
+            try:
+                collect()
+            except tf.errors.OpError:
+                # A reward plugin that failed inside the env: report it by name, not as a graph error.
+                failed = [e.env.failure for e in py_env.envs if e.env.failure is not None]
+                if failed:
+                    raise failed[0] from None
+                raise
             exp = buffer.gather_all()
             buffer.clear()
             tunes = decode_tunes(exp, vocab)
             # advantages come from the agent; the rewards it sees are shaped here
-            logits = exp.policy_info["dist_params"]["logits"]
-            logp_pi = -tf.nn.sparse_softmax_cross_entropy_with_logits(exp.action, logits)
-            logp_prior = prior_logp(exp.observation, exp.action, exp.step_type)
+            logp_pi, logits = policy_logp(exp.observation, exp.action, exp.step_type)
+            logp_prior, _ = prior_logp(exp.observation, exp.action, exp.step_type)
             live = 1.0 - tf.cast(exp.is_boundary(), tf.float32)
             shaped = kl_shaped_rewards(exp.reward, logp_pi, logp_prior, cfg.beta) * live
             # update

@@ -51,3 +51,17 @@ def test_every_preset_loads():
     assert {"default", "tiny", "mit_lab"} <= {p.stem for p in presets}
     for p in presets:
         config.load(PretrainConfig, p)
+
+
+def test_every_finetune_preset_loads_and_names_real_rewards():
+    from pathlib import Path
+
+    from rlmusic.finetune import FinetuneConfig
+    from rlmusic.rewards import get
+
+    presets = sorted((Path(__file__).resolve().parents[1] / "configs" / "finetune").glob("*.yaml"))
+    assert {"default", "tiny", "sequence_tutor"} <= {p.stem for p in presets}
+    for p in presets:
+        cfg = config.load(FinetuneConfig, p)
+        for name in cfg.rewards:
+            get(name)

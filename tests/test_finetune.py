@@ -1,0 +1,100 @@
+"""Fine-tuning: KL shaping, real learning with PPO and REINFORCE, the CLI, resume and bad inputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import cli
+from rlmusic._tf import tf
+from rlmusic.finetune import FinetuneConfig, run_finetune
+from rlmusic.model import ModelConfig, build_model
+from rlmusic.policy import kl_shaped_rewards
+from rlmusic.rundir import RunDir
+from rlmusic.vocab import Vocab
+
+TOY_VOCAB = Vocab(list("\nX:1KCABcd|"))
+
+
+def test_kl_shaping_on_known_log_probabilities():
+    task = tf.constant([[0.0, 0.0, 2.0]])
+    logp_pi = tf.math.log(tf.constant([[0.5, 0.25, 0.9]]))
+    logp_prior = tf.math.log(tf.constant([[0.5, 0.5, 0.3]]))
+    shaped = kl_shaped_rewards(task, logp_pi, logp_prior, beta=0.5).numpy()
+    # equal probabilities: no penalty; policy less sure than the prior: a bonus; far more sure: a penalty
+    np.testing.assert_allclose(shaped, [[0.0, -0.5 * np.log(0.5), 2.0 - 0.5 * np.log(3.0)]], rtol=1e-6)
+
+
+def make_toy_run(path, seed=0):
+    """A 'pretrained' run dir with a tiny untrained model over TOY_VOCAB (all finetune needs)."""
+    tf.keras.utils.set_random_seed(seed)
+    cfg = ModelConfig(embedding_dim=8, units=32)
+    model = build_model(len(TOY_VOCAB), cfg)
+    run = RunDir(path)
+    run.path.mkdir(parents=True)
+    run.write_config(json.dumps({"model": cfg.__dict__}))
+    run.write_vocab(TOY_VOCAB)
+    run.save_checkpoint(0, model=model)
+    return path
+
+
+@pytest.mark.parametrize("agent,iterations,lr", [("ppo", 12, 3e-3), ("reinforce", 25, 1e-2)])
+def test_rl_raises_the_rewarded_character(tmp_path, agent, iterations, lr):
+    pre = make_toy_run(tmp_path / "pre")
+    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, beta=0.0, agent=agent, iterations=iterations,
+                         tunes_per_iteration=16, max_length=16, learning_rate=lr, num_epochs=4,
+                         checkpoint_every=100)
+    out = run_finetune(cfg, pre, tmp_path / "ft", log=lambda m: None)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    first = np.mean([r["rewards/toy_rewards:share_of_a"] for r in rows[:3]])
+    last = np.mean([r["rewards/toy_rewards:share_of_a"] for r in rows[-3:]])
+    assert last > first + 0.2, (first, last)  # from ~1/11 by chance to well above
+
+
+def test_kl_penalty_holds_the_policy_near_the_prior(tmp_path):
+    """Same task reward, a large beta: the policy moves much less from the prior than with beta 0."""
+    pre = make_toy_run(tmp_path / "pre")
+    kls = {}
+    for beta in (0.0, 1.0):
+        cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, beta=beta, iterations=10,
+                             tunes_per_iteration=16, max_length=16, learning_rate=3e-3, checkpoint_every=100)
+        out = run_finetune(cfg, pre, tmp_path / f"ft{beta}", log=lambda m: None)
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        kls[beta] = np.mean([r["kl"] for r in rows[-3:]])
+    assert kls[1.0] < kls[0.0]
+
+
+def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
+    out = tmp_path / "ft"
+    code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, capsys=capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert {"kl", "entropy", "tunes_per_sec", "valid_rate", "rewards/in_key"} <= set(rows[0])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-3"]
+    code, stdout, _ = cli("sample", "--checkpoint", out, "--num", 2, "--max-length", 40, capsys=capsys)
+    assert code == 0 and stdout.count("X:1") == 2
+    code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out,
+                       "--set", "iterations=4", capsys=capsys)
+    assert code == 0 and "resuming from iteration 3" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--checkpoint", "{tmp}/none"], "no such run directory"),
+    (["--checkpoint", "{run}", "--set", "rewards.nope=1"], "unknown reward 'nope'; valid names: abc2midi"),
+    (["--checkpoint", "{run}", "--set", "agent=dqn"], "expected ppo or reinforce"),
+    (["--checkpoint", "{run}", "--set", "rewards.toy_rewards:broken=1"], "reward toy_rewards:broken"),
+])
+def test_finetune_bad_inputs(tiny_run, tmp_path, capsys, args, message):
+    args = [a.format(tmp=tmp_path, run=tiny_run) for a in args]
+    code, _, err = cli("finetune", "--config", "tiny", "--out", tmp_path / "o", *args, capsys=capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_out_with_another_vocabulary_is_refused(tiny_run, tmp_path, capsys):
+    other = make_toy_run(tmp_path / "toy")
+    out = tmp_path / "ft"
+    cli("finetune", "--checkpoint", other, "--config", "tiny", "--out", out, "--set", "iterations=1",
+        "--set", "rewards={toy_rewards:share_of_a: 1.0}")
+    code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, capsys=capsys)
+    assert code == 2 and "holds a run with another vocabulary" in err
