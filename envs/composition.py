@@ -16,8 +16,7 @@ DEFAULT_VOCAB_FILE = Path(__file__).with_name("default_vocab.json")
 # The default reward preset: a tune that reads as valid ABC and follows the RL Tuner's strongest rules.
 DEFAULT_REWARDS = {"valid": 1.0, "bar_durations": 1.0, "in_key": 1.0, "no_excessive_repeats": 1.0,
                    "tonic_start_end": 0.5, "repeated_motif": 0.5}
-START = "\n"  # a tune follows the blank line that ended the previous one
-END = "\n\n"
+DEFAULT_PRIMER = "X:1\n"  # what every tune starts with, as in `sample`
 
 
 def default_vocab() -> Vocab:
@@ -32,36 +31,43 @@ class AbcCompositionEnv(gym.Env):
     `Discrete(len(vocab))`: the next character of the tune.
 
     ## Observation Space
-    `Discrete(len(vocab))`: the id of the last character written (at reset: the newline that precedes a tune).
-    The policy is recurrent: it carries the rest of the tune in its state.
+    `Discrete(len(vocab))`: the id of the last character of the tune so far (at reset: the primer's last
+    character). The policy is recurrent: it carries the rest of the tune in its state, and starts each episode
+    from its state after reading the primer (rlmusic.policy does this for the pretrained model).
 
     ## Rewards
-    0 at every step but the last. At the end of the episode the tune (the text written, without the closing
-    blank line) is scored by each reward plugin, and the weighted sum of their scores is the last step's reward
+    0 at every step but the last. At the end of the episode the tune (the primer and the text written, without
+    the closing blank line) is scored by each reward plugin, and the weighted sum of their scores is the last step's reward
     (a reward that does not apply to the tune, returning None, adds 0). `info["tune"]` holds the text and
     `info["rewards"]` each plugin's score.
 
     ## Episode End
     Terminated when the tune ends (the agent writes a blank line: two newlines). Truncated when `max_length`
-    characters have been written without that: a time limit, not an end of the tune.
+    characters have been written (the primer not counted) without that: a time limit, not an end of the tune.
 
     ## Arguments
     - `vocab`: a `Vocab` or a list of characters (default: the embedded corpus' vocabulary, 109 characters);
     - `rewards`: mapping reward name -> weight (names as `python -m rlmusic rewards` lists them, or
       `module:function`; default `DEFAULT_REWARDS`);
-    - `max_length`: characters per episode before truncation (default 1000).
+    - `max_length`: characters per episode before truncation (default 1000);
+    - `primer`: the text every tune starts with (default `X:1\n`; a header such as `X:1\nT:\nM:6/8\nL:1/8\nK:D\n`
+      asks for a jig in D). It must end with a newline.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, vocab: Vocab | list[str] | None = None, rewards: dict[str, float] | None = None,
-                 max_length: int = 1000, render_mode: str | None = None):
+                 max_length: int = 1000, primer: str = DEFAULT_PRIMER, render_mode: str | None = None):
         from rlmusic.rewards import get
 
         self.vocab = default_vocab() if vocab is None else (vocab if isinstance(vocab, Vocab) else Vocab(vocab))
         missing = [c for c in "\nX:K" if c not in self.vocab.index]
         if missing:
             raise UserError(f"vocab: an ABC vocabulary needs {', '.join(map(repr, missing))}")
+        if not primer.endswith("\n"):
+            raise UserError(f"primer: must end with a newline, got {primer!r}")
+        self.vocab.encode(primer, what="primer")
+        self.primer = primer
         self.rewards = dict(DEFAULT_REWARDS if rewards is None else rewards)
         for name in self.rewards:
             get(name)  # unknown names fail here, listing the valid ones
@@ -71,13 +77,13 @@ class AbcCompositionEnv(gym.Env):
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(len(self.vocab))
         self.observation_space = spaces.Discrete(len(self.vocab))
-        self._start = self.vocab.index[START]
+        self._start = self.vocab.index[primer[-1]]
         self._chars: list[str] = []
         self.failure: UserError | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self._chars = []
+        self._chars = list(self.primer)
         return self._start, {}
 
     def step(self, action):
@@ -85,8 +91,8 @@ class AbcCompositionEnv(gym.Env):
         if not 0 <= action < len(self.vocab):
             raise ValueError(f"action {action} outside Discrete({len(self.vocab)})")
         self._chars.append(self.vocab.chars[action])
-        terminated = len(self._chars) >= 2 and self._chars[-1] == "\n" and self._chars[-2] == "\n"
-        truncated = not terminated and len(self._chars) >= self.max_length
+        terminated = self._chars[-1] == "\n" and self._chars[-2] == "\n"
+        truncated = not terminated and len(self._chars) - len(self.primer) >= self.max_length
         reward, info = 0.0, {}
         if terminated or truncated:
             tune = "".join(self._chars).rstrip("\n")

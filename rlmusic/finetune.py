@@ -47,7 +47,9 @@ class FinetuneConfig:
     tunes_per_iteration: int = 16
     """Tunes collected per iteration (one environment each, stepped as a batch)."""
     max_length: int = 600
-    """Characters per tune before the episode is truncated."""
+    """Characters per tune (after the primer) before the episode is truncated."""
+    primer: str = "X:1\n"
+    """Every tune starts with this text (a header asks for a key or meter); must end with a newline."""
     learning_rate: float = 1e-4
     """Adam learning rate of the policy and value networks."""
     num_epochs: int = 4
@@ -70,8 +72,9 @@ class FinetuneConfig:
     """Weights & Biases project used with --wandb."""
 
 
-def decode_tunes(exp, vocab) -> list[str]:
-    """The tunes completed in a batch of trajectories [B, T] (actions up to each episode's last step)."""
+def decode_tunes(exp, vocab, primer: str = "") -> list[str]:
+    """The tunes completed in a batch of trajectories [B, T]: the primer, then the actions up to each episode's
+    last step."""
     actions = exp.action.numpy()
     boundary = exp.is_boundary().numpy()
     last = exp.next_step_type.numpy() == 2
@@ -83,7 +86,7 @@ def decode_tunes(exp, vocab) -> list[str]:
                 continue
             chars.append(vocab.chars[actions[row, t]])
             if last[row, t]:
-                tunes.append("".join(chars).rstrip("\n"))
+                tunes.append((primer + "".join(chars)).rstrip("\n"))
                 chars = []
     return tunes
 
@@ -129,11 +132,12 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
             raise UserError(f"--out {run.path} holds a run with another vocabulary ({saved.diff(vocab)}); "
                             f"use another --out, or delete {run.path} to start fresh")
     tf.keras.utils.set_random_seed(cfg.seed)
-    py_env = batched(lambda: AbcCompositionEnv(vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length),
-                     cfg.tunes_per_iteration)
+    py_env = batched(lambda: AbcCompositionEnv(vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length,
+                                               primer=cfg.primer), cfg.tunes_per_iteration)
     env = tf_py_environment.TFPyEnvironment(py_env)
     scorer = py_env.envs[0].env
-    actor = CharPolicyNetwork(policy_model)
+    primer_ids = vocab.encode(cfg.primer[:-1], what="primer")  # the last char is the first observation
+    actor = CharPolicyNetwork(policy_model, primer_ids)
     agent, value_net, optimizer = make_agent(cfg, env, actor)
     iteration = tf.Variable(0, dtype=tf.int64)
     objects = dict(model=policy_model, value_net=value_net, optimizer=optimizer, iteration=iteration)
@@ -152,8 +156,8 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
     train = common.function(agent.train)
     # log pi and log p_prior of the collected characters, each in one batched pass (the policy's weights are
     # still those that collected them, so this is the behaviour policy's log-probability).
-    policy_logp = tf.function(lambda obs, act, st: sequence_log_probs(policy_model, obs, act, st))
-    prior_logp = tf.function(lambda obs, act, st: sequence_log_probs(prior_model, obs, act, st))
+    policy_logp = tf.function(lambda obs, act, st: sequence_log_probs(policy_model, obs, act, st, primer_ids))
+    prior_logp = tf.function(lambda obs, act, st: sequence_log_probs(prior_model, obs, act, st, primer_ids))
     logger = RunLogger(run, cfg, use_wandb=use_wandb, project=cfg.wandb_project, kind="finetune")
     try:
         bar = progress(total=cfg.iterations, initial=int(iteration.numpy()), desc="finetune", unit="it")
@@ -170,7 +174,7 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
                 raise
             exp = buffer.gather_all()
             buffer.clear()
-            tunes = decode_tunes(exp, vocab)
+            tunes = decode_tunes(exp, vocab, cfg.primer)
             # advantages come from the agent; the rewards it sees are shaped here
             logp_pi, logits = policy_logp(exp.observation, exp.action, exp.step_type)
             logp_prior, _ = prior_logp(exp.observation, exp.action, exp.step_type)

@@ -18,20 +18,26 @@ from tf_agents.trajectories import time_step as ts  # noqa: E402
 
 
 class CharPolicyNetwork(network.Network):
-    def __init__(self, model, name: str = "CharPolicyNetwork"):
+    """`primer_ids`: the ids of the text every episode starts with, but its last character (which the
+    environment gives as the first observation). At a FIRST step the state is the model's state after reading
+    them, as when `sample` starts from a primer; with no primer it is zero."""
+
+    def __init__(self, model, primer_ids=(), name: str = "CharPolicyNetwork"):
         units = model.cfg.units
         state_spec = [[tf.TensorSpec([units], tf.float32), tf.TensorSpec([units], tf.float32)] for _ in model.lstms]
         super().__init__(input_tensor_spec=tensor_spec.BoundedTensorSpec((), tf.int32, 0, model.vocab_size - 1),
                          state_spec=state_spec, name=name)
         self.model = model
+        self.primer_ids = tf.constant(list(primer_ids), tf.int32)
 
     def logits(self, observations, step_type, network_state, training=False):
         """Logits [B, V] (one step) or [B, T, V] (sequences), and the new state."""
+        primed = primed_state(self.model, self.primer_ids)
         if observations.shape.rank == 1:
-            state = _reset(network_state, tf.equal(step_type, ts.StepType.FIRST))
+            state = _reset(network_state, tf.equal(step_type, ts.StepType.FIRST), primed)
             logits, state = self.model(observations[:, None], state, training=training)
             return logits[:, 0], state
-        return _unroll(self.model, observations, step_type, network_state, training)
+        return _unroll(self.model, observations, step_type, network_state, primed, training)
 
     def call(self, observations, step_type=None, network_state=(), training=False):
         if step_type is None:
@@ -42,19 +48,28 @@ class CharPolicyNetwork(network.Network):
         return tfp.distributions.Categorical(logits=logits, dtype=tf.int32), state
 
 
-def _reset(state, first):
-    keep = 1.0 - tf.cast(first, tf.float32)[:, None]
-    return [[h * keep, c * keep] for h, c in state]
+def primed_state(model, primer_ids):
+    """The model's state [1, units] per layer after reading `primer_ids` from a zero state."""
+    state = model.initial_state(1)
+    if primer_ids.shape[0]:
+        _, state = model(primer_ids[None, :], state)
+    return state
 
 
-def _unroll(model, observations, step_type, state, training=False):
-    """Step through [B, T] with the state zeroed at every FIRST step (episodes may start mid-sequence)."""
+def _reset(state, first, primed):
+    start = tf.cast(first, tf.float32)[:, None]
+    return [[h * (1.0 - start) + ph * start, c * (1.0 - start) + pc * start]
+            for (h, c), (ph, pc) in zip(state, primed)]
+
+
+def _unroll(model, observations, step_type, state, primed, training=False):
+    """Step through [B, T], the state set to `primed` at every FIRST step (episodes may start mid-sequence)."""
     steps = tf.shape(observations)[1]
     first = tf.equal(step_type, ts.StepType.FIRST)
     out = tf.TensorArray(tf.float32, size=steps)
 
     def body(t, state, out):
-        state = _reset(state, first[:, t])
+        state = _reset(state, first[:, t], primed)
         logits, state = model(observations[:, t:t + 1], state, training=training)
         return t + 1, state, out.write(t, logits[:, 0])
 
@@ -62,9 +77,10 @@ def _unroll(model, observations, step_type, state, training=False):
     return tf.transpose(out.stack(), [1, 0, 2]), state
 
 
-def sequence_log_probs(model, observations, actions, step_type):
-    """log p(a_t | s_t) under `model` for trajectories [B, T] (state reset at FIRST steps)."""
-    logits, _ = _unroll(model, observations, step_type, model.initial_state(tf.shape(observations)[0]))
+def sequence_log_probs(model, observations, actions, step_type, primer_ids=()):
+    """log p(a_t | s_t) under `model` for trajectories [B, T] (state primed at FIRST steps), and the logits."""
+    primed = primed_state(model, tf.constant(list(primer_ids), tf.int32))
+    logits, _ = _unroll(model, observations, step_type, model.initial_state(tf.shape(observations)[0]), primed)
     return -tf.nn.sparse_softmax_cross_entropy_with_logits(actions, logits), logits
 
 

@@ -12,6 +12,7 @@ from rlmusic.envs import ENV_ID, AbcCompositionEnv, default_vocab
 from rlmusic.errors import UserError
 
 TUNE = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\nDFA dAF|DFA d2A|FED E2F|D4 z4|\n\n"
+BODY = TUNE[len("X:1\n"):]  # what the agent writes after the default primer
 
 
 def write(env, text):
@@ -41,8 +42,8 @@ def test_construction_is_quick():
 def test_a_finished_tune_terminates_with_its_score():
     env = gym.make(ENV_ID, rewards={"in_key": 2.0, "tonic_start_end": 1.0, "valid": 1.0})
     obs, _ = env.reset(seed=0)
-    assert obs == env.unwrapped.vocab.index["\n"]
-    results = write(env, TUNE)
+    assert obs == env.unwrapped.vocab.index["\n"]  # the primer's last character
+    results = write(env, BODY)
     assert all(r[1] == 0.0 and not r[2] and not r[3] for r in results[:-1])  # nothing before the end
     _, reward, terminated, truncated, info = results[-1]
     assert terminated and not truncated
@@ -52,25 +53,35 @@ def test_a_finished_tune_terminates_with_its_score():
 
 
 def test_length_limit_is_a_truncation():
-    env = gym.make(ENV_ID, rewards={"headers": 1.0}, max_length=12)
+    env = gym.make(ENV_ID, rewards={"headers": 1.0}, max_length=8)
     env.reset()
-    results = write(env, TUNE[:12])
+    results = write(env, BODY[:8])  # "T:t\nM:4/": the primer does not count towards max_length
     _, reward, terminated, truncated, info = results[-1]
-    assert truncated and not terminated
-    assert info["tune"] == TUNE[:12].rstrip("\n") and reward == pytest.approx(0.75)  # X, T, a cut M:, no K
+    assert truncated and not terminated and len(results) == 8
+    assert info["tune"] == TUNE[:12] and reward == pytest.approx(0.75)  # X, T, a cut M:, no K
 
 
 def test_vector_env():
     envs = gym.vector.SyncVectorEnv([lambda: gym.make(ENV_ID, max_length=50) for _ in range(3)])
     obs, _ = envs.reset(seed=1)
     assert obs.shape == (3,)
-    obs, rewards, term, trunc, _ = envs.step(np.array([1, 2, 3]))
+    vocab = default_vocab()
+    obs, rewards, term, trunc, _ = envs.step(np.array([vocab.index[c] for c in "ABC"]))
     assert rewards.shape == (3,) and not term.any() and not trunc.any()
+
+
+def test_a_header_primer_starts_every_tune():
+    env = AbcCompositionEnv(rewards={"headers": 1.0}, primer="X:1\nT:Jig\nM:6/8\nL:1/8\nK:D\n")
+    env.reset()
+    *_, info = [env.step(env.vocab.index[c]) for c in "ABA d3|\n\n"][-1]
+    assert info["tune"] == "X:1\nT:Jig\nM:6/8\nL:1/8\nK:D\nABA d3|" and info["rewards"]["headers"] == 1.0
 
 
 def test_bad_arguments():
     with pytest.raises(UserError, match="unknown reward 'nope'"):
         AbcCompositionEnv(rewards={"nope": 1.0})
+    with pytest.raises(UserError, match="primer: must end with a newline"):
+        AbcCompositionEnv(primer="X:1")
     with pytest.raises(UserError, match="needs"):
         AbcCompositionEnv(vocab=list("abc"))
 
@@ -82,14 +93,14 @@ def test_tf_agents_adapter_maps_terminated_and_truncated():
     vocab = finished.env.vocab
     step = finished.reset()
     assert step.is_first()
-    for c in TUNE:
+    for c in BODY:
         step = finished.step(np.int32(vocab.index[c]))
     assert step.is_last() and step.discount == 0.0 and step.reward == 1.0  # termination: no future value
     assert finished.step(np.int32(0)).is_first()  # the next step starts a new tune
 
     cut = GymnasiumPyEnvironment(AbcCompositionEnv(rewards={"valid": 1.0}, max_length=5), discount=0.99)
     cut.reset()
-    for c in TUNE[:5]:
+    for c in BODY[:5]:
         step = cut.step(np.int32(vocab.index[c]))
     assert step.is_last() and step.discount == np.float32(0.99)  # truncation keeps the discount
 

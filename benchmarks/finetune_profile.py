@@ -1,0 +1,93 @@
+"""Where a fine-tuning iteration's time goes: environment stepping + rewards vs network work.
+
+Runs a few iterations of `rlmusic.finetune` machinery on a run directory and times, per iteration:
+- env + rewards: the Python environments stepped alone with the same actions the policy took (a replay of the
+  collected characters through fresh environments, rewards included);
+- collect: the compiled tf-agents driver (policy steps + env steps);
+- shaping: the batched log-prob passes of policy and prior;
+- update: `agent.train`.
+It prints each as a share of the iteration and tunes/s.
+
+    python benchmarks/finetune_profile.py --checkpoint runs/default [--config configs/finetune/default.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rlmusic import config as config_lib  # noqa: E402
+from rlmusic.envs.composition import AbcCompositionEnv  # noqa: E402
+from rlmusic.finetune import FinetuneConfig, decode_tunes, make_agent  # noqa: E402
+from rlmusic.policy import CharPolicyNetwork, sequence_log_probs  # noqa: E402
+from rlmusic.rundir import load_model  # noqa: E402
+from rlmusic._tf import tf  # noqa: E402
+from tf_agents.drivers import dynamic_episode_driver  # noqa: E402
+from tf_agents.environments import tf_py_environment  # noqa: E402
+from tf_agents.replay_buffers import tf_uniform_replay_buffer  # noqa: E402
+from tf_agents.utils import common  # noqa: E402
+
+from rlmusic.envs.tfa_adapter import batched  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs/finetune/default.yaml"))
+    ap.add_argument("--iterations", type=int, default=3)
+    args = ap.parse_args()
+    cfg = config_lib.load(FinetuneConfig, args.config)
+    model, vocab, _ = load_model(args.checkpoint)
+    prior, _, _ = load_model(args.checkpoint)
+    make_env = lambda: AbcCompositionEnv(vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length)  # noqa: E731
+    py_env = batched(make_env, cfg.tunes_per_iteration)
+    env = tf_py_environment.TFPyEnvironment(py_env)
+    agent, _, _ = make_agent(cfg, env, CharPolicyNetwork(model))
+    buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(agent.collect_data_spec, batch_size=env.batch_size,
+                                                            max_length=2 * cfg.max_length + 4)
+    collect = common.function(dynamic_episode_driver.DynamicEpisodeDriver(
+        env, agent.collect_policy, observers=[buffer.add_batch], num_episodes=cfg.tunes_per_iteration).run)
+    train = common.function(agent.train)
+    logp = tf.function(lambda m, o, a, s: sequence_log_probs(m, o, a, s)[0])
+    rows = []
+    for it in range(args.iterations + 1):  # the first iteration compiles; it is not counted
+        t0 = time.perf_counter()
+        collect()
+        t1 = time.perf_counter()
+        exp = buffer.gather_all()
+        buffer.clear()
+        a, b = logp(model, exp.observation, exp.action, exp.step_type), logp(prior, exp.observation, exp.action,
+                                                                             exp.step_type)
+        float(tf.reduce_sum(a - b))
+        t2 = time.perf_counter()
+        train(exp)
+        t3 = time.perf_counter()
+        tunes = decode_tunes(exp, vocab)
+        e0 = time.perf_counter()
+        for tune in tunes:  # replay the same characters through a fresh env, rewards included
+            env1 = make_env()
+            env1.reset()
+            for c in tune + "\n\n":
+                env1.step(vocab.index[c])
+        e1 = time.perf_counter()
+        if it:
+            rows.append((t1 - t0, t2 - t1, t3 - t2, e1 - e0, len(tunes), sum(len(t) for t in tunes)))
+    collect_s, shape_s, update_s, env_s, n, chars = (np.mean([r[i] for r in rows]) for i in range(6))
+    total = collect_s + shape_s + update_s
+    print(f"per iteration ({n:.0f} tunes, {chars / n:.0f} chars each on average):")
+    print("| part | seconds | share |\n|---|---:|---:|")
+    print(f"| env stepping + rewards (inside collect) | {env_s:.2f} | {env_s / total:.1%} |")
+    print(f"| collect, policy network part | {collect_s - env_s:.2f} | {(collect_s - env_s) / total:.1%} |")
+    print(f"| KL shaping (policy + prior passes) | {shape_s:.2f} | {shape_s / total:.1%} |")
+    print(f"| update (agent.train) | {update_s:.2f} | {update_s / total:.1%} |")
+    print(f"tunes/s: {n / total:.2f}")
+
+
+if __name__ == "__main__":
+    main()
