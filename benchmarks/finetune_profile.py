@@ -1,9 +1,9 @@
 """Where a fine-tuning iteration's time goes: environment stepping + rewards vs network work.
 
 Runs a few iterations of `rlmusic.finetune` machinery on a run directory and times, per iteration:
-- env + rewards: the Python environments stepped alone with the same actions the policy took (a replay of the
-  collected characters through fresh environments, rewards included);
-- collect: the compiled tf-agents driver (policy steps + env steps);
+- env + rewards: time spent inside the environments' `step` (rewards included) during collection, measured by
+  wrapping `AbcCompositionEnv.step` with a timer;
+- collect: the rest of the compiled tf-agents driver (policy steps, batching, py_function overhead);
 - shaping: the batched log-prob passes of policy and prior;
 - update: `agent.train`.
 It prints each as a share of the iteration and tunes/s.
@@ -45,18 +45,32 @@ def main() -> None:
     cfg = config_lib.load(FinetuneConfig, args.config)
     model, vocab, _ = load_model(args.checkpoint)
     prior, _, _ = load_model(args.checkpoint)
-    make_env = lambda: AbcCompositionEnv(vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length)  # noqa: E731
+    make_env = lambda: AbcCompositionEnv(vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length,  # noqa: E731
+                                         primer=cfg.primer)
     py_env = batched(make_env, cfg.tunes_per_iteration)
     env = tf_py_environment.TFPyEnvironment(py_env)
-    agent, _, _ = make_agent(cfg, env, CharPolicyNetwork(model))
+    agent, _, _ = make_agent(cfg, env, CharPolicyNetwork(model, vocab.encode(cfg.primer[:-1])))
+    env_time = [0.0]
+    real_step = AbcCompositionEnv.step
+
+    def timed_step(self, action):
+        t = time.perf_counter()
+        try:
+            return real_step(self, action)
+        finally:
+            env_time[0] += time.perf_counter() - t
+
+    AbcCompositionEnv.step = timed_step
     buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(agent.collect_data_spec, batch_size=env.batch_size,
                                                             max_length=2 * cfg.max_length + 4)
     collect = common.function(dynamic_episode_driver.DynamicEpisodeDriver(
         env, agent.collect_policy, observers=[buffer.add_batch], num_episodes=cfg.tunes_per_iteration).run)
     train = common.function(agent.train)
-    logp = tf.function(lambda m, o, a, s: sequence_log_probs(m, o, a, s)[0])
+    primer_ids = vocab.encode(cfg.primer[:-1])
+    logp = tf.function(lambda m, o, a, s: sequence_log_probs(m, o, a, s, primer_ids)[0])
     rows = []
     for it in range(args.iterations + 1):  # the first iteration compiles; it is not counted
+        env_time[0] = 0.0
         t0 = time.perf_counter()
         collect()
         t1 = time.perf_counter()
@@ -68,16 +82,9 @@ def main() -> None:
         t2 = time.perf_counter()
         train(exp)
         t3 = time.perf_counter()
-        tunes = decode_tunes(exp, vocab)
-        e0 = time.perf_counter()
-        for tune in tunes:  # replay the same characters through a fresh env, rewards included
-            env1 = make_env()
-            env1.reset()
-            for c in tune + "\n\n":
-                env1.step(vocab.index[c])
-        e1 = time.perf_counter()
+        tunes = decode_tunes(exp, vocab, cfg.primer)
         if it:
-            rows.append((t1 - t0, t2 - t1, t3 - t2, e1 - e0, len(tunes), sum(len(t) for t in tunes)))
+            rows.append((t1 - t0, t2 - t1, t3 - t2, env_time[0], len(tunes), sum(len(t) for t in tunes)))
     collect_s, shape_s, update_s, env_s, n, chars = (np.mean([r[i] for r in rows]) for i in range(6))
     total = collect_s + shape_s + update_s
     print(f"per iteration ({n:.0f} tunes, {chars / n:.0f} chars each on average):")

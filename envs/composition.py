@@ -69,8 +69,8 @@ class AbcCompositionEnv(gym.Env):
         self.vocab.encode(primer, what="primer")
         self.primer = primer
         self.rewards = dict(DEFAULT_REWARDS if rewards is None else rewards)
-        for name in self.rewards:
-            get(name)  # unknown names fail here, listing the valid ones
+        # Resolved once: unknown names fail here, listing the valid ones; no lookups in the stepping loop.
+        self._reward_fns = {name: get(name) for name in self.rewards}
         if max_length < 2:
             raise UserError(f"max_length: must be at least 2, got {max_length}")
         self.max_length = max_length
@@ -111,7 +111,7 @@ class AbcCompositionEnv(gym.Env):
         from rlmusic.rewards import scan_all, score
 
         scans = scan_all(tunes)
-        per_reward = {name: score(name, tunes, scans=scans) for name in self.rewards}
+        per_reward = {name: score(fn, tunes, scans=scans) for name, fn in self._reward_fns.items()}
         return [{name: per_reward[name][i] for name in self.rewards} for i in range(len(tunes))]
 
     def render(self):

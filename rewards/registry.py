@@ -94,9 +94,11 @@ def get(name: str) -> RewardInfo:
                     "(or package.module:function)")
 
 
-def score(name: str, tunes: list[str], **context) -> list[float | None]:
-    """Call one reward, checking what it returns. A reward that raises or gives NaN is an error naming it."""
-    info = get(name)
+def score(reward: str | RewardInfo, tunes: list[str], **context) -> list[float | None]:
+    """Call one reward (a name, or a RewardInfo from `get` to skip the lookup in hot loops), checking what it
+    returns. A reward that raises or gives NaN is an error naming it."""
+    info = reward if isinstance(reward, RewardInfo) else get(reward)
+    name = info.name
     try:
         values = list(info.fn(tunes, **context))
     except UserError:
