@@ -239,7 +239,9 @@ def split_train_val(tunes: list[str], val_fraction: float, seed: int) -> tuple[l
     """Split by tune (never inside one), deterministic from `seed`. At least one tune goes to each side."""
     order = np.random.default_rng(seed).permutation(len(tunes))
     n_val = min(max(1, round(len(tunes) * val_fraction)), len(tunes) - 1) if len(tunes) > 1 else 0
-    val = [tunes[i] for i in sorted(order[:n_val])]
+    # Validation keeps the shuffled order, so the first `train.eval_chars` of it are a random sample of tunes
+    # rather than the first collection read.
+    val = [tunes[i] for i in order[:n_val]]
     train = [tunes[i] for i in sorted(order[n_val:])]
     return train, val
 
