@@ -91,6 +91,16 @@ def abc2midi(tunes: list[str], **context) -> list[float | None]:
     return [1.0 / (1 + len(e)) for e in validity.abc2midi_errors(tunes)]
 
 
+@register("enough_bars")
+def enough_bars(tunes: list[str], **context) -> list[float]:
+    """min(1, bars / 8), in [0, 1]: a tune has at least one 8-bar strain.
+
+    Why: per-tune shares (in key, no repeats...) are easy to max out on a two-bar fragment; this keeps fine-tuning
+    from shrinking tunes. Folk tunes are built of 8-bar strains. Example: a 4-bar tune -> 0.5.
+    """
+    return [min(1.0, len(s.bars) / 8) for s in scans_of(tunes, context)]
+
+
 @register("valid")
 def valid(tunes: list[str], **context) -> list[float]:
     """1.0 when all required headers are there and the scanner found no problem, else 0.0.

@@ -38,6 +38,8 @@ from tf_agents.utils import common  # noqa: E402
 class FinetuneConfig:
     rewards: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARDS))
     """Reward name (built-in, entry point or module:function) -> weight."""
+    gate: str = "valid"
+    """Reward whose score scales all the others (empty: plain weighted sum); see AbcCompositionEnv."""
     beta: float = 0.1
     """Weight of the KL penalty to the pretrained model, per character."""
     agent: str = "ppo"
@@ -133,7 +135,7 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
                             f"use another --out, or delete {run.path} to start fresh")
     tf.keras.utils.set_random_seed(cfg.seed)
     py_env = batched(lambda: AbcCompositionEnv(vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length,
-                                               primer=cfg.primer), cfg.tunes_per_iteration)
+                                               primer=cfg.primer, gate=cfg.gate or None), cfg.tunes_per_iteration)
     env = tf_py_environment.TFPyEnvironment(py_env)
     scorer = py_env.envs[0].env
     primer_ids = vocab.encode(cfg.primer[:-1], what="primer")  # the last char is the first observation
@@ -190,9 +192,8 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
                    "tunes_per_sec": len(tunes) / (time.perf_counter() - start),
                    "kl": float(tf.reduce_sum((logp_pi - logp_prior) * live) / tf.reduce_sum(live)),
                    "entropy": float(tf.reduce_sum(_entropy(logits) * live) / tf.reduce_sum(live)),
-                   "reward": float(np.mean([sum(cfg.rewards[n] * (v or 0.0) for n, v in s.items()) for s in scores]))
-                   if scores else 0.0}
-            for name in cfg.rewards:
+                   "reward": float(np.mean([scorer.total(s) for s in scores])) if scores else 0.0}
+            for name in scorer.rewards:
                 values = [s[name] for s in scores if s[name] is not None]
                 row[f"rewards/{name}"] = float(np.mean(values)) if values else None
             if "valid" in cfg.rewards:

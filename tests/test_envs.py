@@ -53,12 +53,23 @@ def test_a_finished_tune_terminates_with_its_score():
 
 
 def test_length_limit_is_a_truncation():
-    env = gym.make(ENV_ID, rewards={"headers": 1.0}, max_length=8)
+    env = gym.make(ENV_ID, rewards={"headers": 1.0}, max_length=8, gate=None)
     env.reset()
     results = write(env, BODY[:8])  # "T:t\nM:4/": the primer does not count towards max_length
     _, reward, terminated, truncated, info = results[-1]
     assert truncated and not terminated and len(results) == 8
     assert info["tune"] == TUNE[:12] and reward == pytest.approx(0.75)  # X, T, a cut M:, no K
+
+
+def test_gate_scales_the_other_rewards_by_validity():
+    valid = AbcCompositionEnv(rewards={"in_key": 1.0, "valid": 0.5})
+    assert valid.total({"in_key": 1.0, "valid": 1.0}) == 1.5
+    assert valid.total({"in_key": 1.0, "valid": 0.0}) == 0.0  # in key but invalid: nothing
+    plain = AbcCompositionEnv(rewards={"in_key": 1.0, "valid": 0.5}, gate=None)
+    assert plain.total({"in_key": 1.0, "valid": 0.0}) == 1.0
+    added = AbcCompositionEnv(rewards={"in_key": 1.0})  # the gate is scored even when not weighted
+    assert added.rewards == {"in_key": 1.0, "valid": 0.0}
+    assert added.total({"in_key": 0.5, "valid": 1.0}) == 0.5
 
 
 def test_vector_env():

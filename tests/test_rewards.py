@@ -57,6 +57,8 @@ CASES = [
     ("balanced", H + "K:C\n|:ABcd:|efga:|", 1.0, "a second part repeated from its start is usual"),
     ("balanced", H + "K:C\nABc d:|ef|", 1.0, "the first :| may repeat from the beginning"),
     ("balanced", H + "K:C\n[CEG ABc|", 0.75, "a chord never closed"),
+    ("enough_bars", H + "K:C\nAB|cd|ef|ga|", 0.5, "four bars of the eight of a strain"),
+    ("enough_bars", H + "K:C\n" + "ABcd|" * 10, 1.0, "ten bars: capped at 1"),
     ("valid", H + "K:C\nABcd efga|", 1.0, "a clean tune"),
     ("valid", "X:1\nT:a\nK:C\nABcd efga|", 0.0, "no M:"),
 ]
