@@ -196,7 +196,7 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
             for name in scorer.rewards:
                 values = [s[name] for s in scores if s[name] is not None]
                 row[f"rewards/{name}"] = float(np.mean(values)) if values else None
-            if "valid" in cfg.rewards:
+            if "valid" in scorer.rewards:  # weighted, or scored as the gate
                 row["valid_rate"] = row["rewards/valid"]
             if not math.isfinite(loss):
                 raise UserError(f"loss became {loss} at iteration {it}; lower learning_rate")
