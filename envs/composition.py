@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.errors import UserError
 from rlmusic.vocab import Vocab
 
@@ -16,7 +17,6 @@ DEFAULT_VOCAB_FILE = Path(__file__).with_name("default_vocab.json")
 # The default reward preset: a tune that reads as valid ABC and follows the RL Tuner's strongest rules.
 DEFAULT_REWARDS = {"valid": 1.0, "enough_bars": 1.0, "bar_durations": 1.0, "in_key": 1.0,
                    "no_excessive_repeats": 1.0, "tonic_start_end": 0.5, "repeated_motif": 0.5}
-DEFAULT_PRIMER = "X:1\n"  # what every tune starts with, as in `sample`
 
 
 def default_vocab() -> Vocab:

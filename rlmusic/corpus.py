@@ -29,6 +29,7 @@ HEADER_FIELDS_KEPT = set("XTRMLQPK")
 BODY_FIELDS_KEPT = set("MLQPK")
 
 TUNE_SEPARATOR = "\n\n"  # a blank line ends a tune in ABC; generation stops there too
+DEFAULT_PRIMER = "X:1\n"  # every cleaned tune starts so; sampling and RL episodes start from it
 
 _FIELD_LINE = re.compile(r"^([A-Za-z]):(.*)$")
 _COMMENT = re.compile(r"(?<!\\)%.*$")

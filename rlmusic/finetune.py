@@ -17,6 +17,7 @@ import numpy as np
 
 from rlmusic import config as config_lib
 from rlmusic._tf import quiet_import, tf
+from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.envs.composition import DEFAULT_REWARDS, AbcCompositionEnv
 from rlmusic.envs.tfa_adapter import batched
 from rlmusic.errors import UserError
@@ -50,7 +51,7 @@ class FinetuneConfig:
     """Tunes collected per iteration (one environment each, stepped as a batch)."""
     max_length: int = 600
     """Characters per tune (after the primer) before the episode is truncated."""
-    primer: str = "X:1\n"
+    primer: str = DEFAULT_PRIMER
     """Every tune starts with this text (a header asks for a key or meter); must end with a newline."""
     learning_rate: float = 1e-4
     """Adam learning rate of the policy and value networks."""

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 
 from rlmusic._tf import tf
 
-from rlmusic.corpus import TUNE_SEPARATOR
+from rlmusic.corpus import DEFAULT_PRIMER, TUNE_SEPARATOR
 from rlmusic.errors import UserError
 from rlmusic.vocab import Vocab
-
-DEFAULT_PRIMER = "X:1\n"
 
 
 @dataclass
