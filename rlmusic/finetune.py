@@ -43,6 +43,9 @@ class FinetuneConfig:
     """Reward whose score scales all the others (empty: plain weighted sum); see AbcCompositionEnv."""
     beta: float = 0.1
     """Weight of the KL penalty to the pretrained model, per character."""
+    discount: float = 1.0
+    """Discount of future rewards. 1.0: a tune is one episode scored at its end; below 1 (PPOAgent's own default
+    is 0.99) the end-of-tune reward fades over hundreds of characters and short tunes win."""
     agent: str = "ppo"
     """"ppo" (tf-agents PPOClipAgent) or "reinforce" (ReinforceAgent with a value baseline)."""
     iterations: int = 100
@@ -104,12 +107,13 @@ def make_agent(cfg: FinetuneConfig, env, actor):
         agent = ppo_clip_agent.PPOClipAgent(
             env.time_step_spec(), env.action_spec(), optimizer=optimizer, actor_net=actor, value_net=value_net,
             num_epochs=cfg.num_epochs, importance_ratio_clipping=cfg.clip, entropy_regularization=cfg.entropy,
+            discount_factor=cfg.discount,
             use_gae=True, normalize_observations=False,  # token ids are not to be normalised
             normalize_rewards=False, train_step_counter=counter)
     elif cfg.agent == "reinforce":
         agent = reinforce_agent.ReinforceAgent(
             env.time_step_spec(), env.action_spec(), actor_network=actor, optimizer=optimizer,
-            value_network=value_net, normalize_returns=True, entropy_regularization=cfg.entropy,
+            value_network=value_net, normalize_returns=True, entropy_regularization=cfg.entropy, gamma=cfg.discount,
             train_step_counter=counter)
     else:
         raise UserError(f"config key agent: expected ppo or reinforce, got {cfg.agent!r}")
