@@ -109,8 +109,8 @@ def main() -> None:
     gflop = flops_per_char(len(vocab), ModelConfig(embedding_dim=EMBED, units=UNITS)) * chars / 1e9
     print(f"config: Embedding {EMBED} -> LSTM {UNITS} -> Dense {len(vocab)}; batch {BATCH} x {SEQ} chars; "
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op threads")
-    print(f"| loop | ms/step (median) | chars/s | GFLOP/s |")
-    print(f"|---|---:|---:|---:|")
+    print("| loop | ms/step (median) | chars/s | GFLOP/s |")
+    print("|---|---:|---:|---:|")
     med = {}
     for name, ts in times.items():
         med[name] = statistics.median(ts)

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 from gymnasium import spaces
 
 from rlmusic.corpus import DEFAULT_PRIMER

@@ -20,114 +20,15 @@ Durations are floats in whole notes (a quarter note is 0.25).
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 
-LETTER_SEMITONE = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-# Fifths from C of each natural tonic, and each mode's offset in fifths from the major mode on the same tonic.
-TONIC_FIFTHS = {"F": -1, "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5}
-MODE_FIFTHS = {"maj": 0, "ion": 0, "mix": -1, "dor": -2, "aeo": -3, "min": -3, "m": -3, "phr": -4, "lyd": 1,
-               "loc": -5}
-# Scale degrees (semitones above the tonic) of each mode, for in-key and tonic rules.
-MODE_SCALE = {0: (0, 2, 4, 5, 7, 9, 11), -1: (0, 2, 4, 5, 7, 9, 10), -2: (0, 2, 3, 5, 7, 9, 10),
-              -3: (0, 2, 3, 5, 7, 8, 10), -4: (0, 1, 3, 5, 7, 8, 10), 1: (0, 2, 4, 6, 7, 9, 11),
-              -5: (0, 1, 3, 5, 6, 8, 10)}
-SHARP_ORDER, FLAT_ORDER = "FCGDAEB", "BEADGCF"
-ACCIDENTAL = {"^": 1, "^^": 2, "_": -1, "__": -2, "=": 0}
+# parse_key, parse_meter and parse_length are part of this module's interface too.
+from rlmusic.abc_fields import (ACCIDENTAL, LETTER_SEMITONE, Key, apply_field, compound,  # noqa: F401
+                                default_unit, length_multiplier, parse_key, parse_length, parse_meter)
 
-
-@dataclass
-class Key:
-    """A key: tonic pitch class, mode (as fifths offset, see MODE_FIFTHS) and the signature per letter."""
-
-    tonic: int = 0
-    mode: int = 0
-    signature: dict[str, int] = field(default_factory=dict)  # letter -> semitone alteration
-    name: str = "C"
-
-    @property
-    def scale(self) -> frozenset[int]:
-        """Pitch classes of the key's scale, explicit accidentals of K: included."""
-        base = {(self.tonic + d) % 12 for d in MODE_SCALE[self.mode]}
-        natural = {(LETTER_SEMITONE[ltr] + alt) % 12 for ltr, alt in self.signature.items()}
-        return frozenset(base | natural) if self.signature and not base >= natural else frozenset(base)
-
-
-_KEY = re.compile(r"^\s*(?:(?P<none>none|HP|Hp)|(?P<tonic>[A-G])(?P<acc>[#b]?)\s*(?P<mode>[A-Za-z]*))(?P<rest>.*)$")
-_EXPLICIT = re.compile(r"(\^\^|\^|__|_|=)([A-Ga-g])")
-
-
-def parse_key(value: str) -> tuple[Key | None, str | None]:
-    """K: field value -> (Key, None) or (None, problem)."""
-    m = _KEY.match(value)
-    if not m:
-        return None, f"unknown key {value!r}"
-    if m.group("none"):
-        return Key(name=value.strip()), None
-    letter, acc, mode_word = m.group("tonic"), m.group("acc"), m.group("mode").lower()
-    mode_key = "maj" if not mode_word else ("m" if mode_word == "m" else mode_word[:3])
-    explicit_only = mode_word.startswith("exp")  # K:D exp ^f^c: only the accidentals listed
-    if explicit_only or mode_word.startswith("clef"):
-        mode_key = "maj"
-    if mode_key not in MODE_FIFTHS:
-        return None, f"unknown mode {mode_word!r} in K:{value}"
-    mode = MODE_FIFTHS[mode_key]
-    fifths = TONIC_FIFTHS[letter] + (7 if acc == "#" else -7 if acc == "b" else 0) + mode
-    signature: dict[str, int] = {}
-    if fifths > 0:
-        signature = {ltr: 1 for ltr in SHARP_ORDER[:min(fifths, 7)]}
-    elif fifths < 0:
-        signature = {ltr: -1 for ltr in FLAT_ORDER[:min(-fifths, 7)]}
-    explicit = m.group("rest")
-    if explicit_only or explicit.strip().lower().startswith("exp"):
-        signature = {}
-    for a, ltr in _EXPLICIT.findall(explicit):
-        signature[ltr.upper()] = ACCIDENTAL[a]
-    tonic = (LETTER_SEMITONE[letter] + (1 if acc == "#" else -1 if acc == "b" else 0)) % 12
-    return Key(tonic=tonic, mode=MODE_FIFTHS[mode_key], signature=signature, name=value.strip()), None
-
-
-def parse_meter(value: str) -> tuple[float | None, str | None]:
-    """M: value -> (bar length in whole notes, or None for free meter; problem or None)."""
-    v = value.strip()
-    if v in ("", "none", "None", "NONE"):
-        return None, None
-    if v == "C":
-        return 1.0, None
-    if v == "C|":
-        return 1.0, None
-    m = re.match(r"^\(?([\d+]+)\)?/(\d+)$", v)
-    if not m:
-        return None, f"bad meter M:{value}"
-    num = sum(int(x) for x in m.group(1).split("+") if x)
-    return num / int(m.group(2)), None
-
-
-def parse_length(value: str) -> tuple[float | None, str | None]:
-    m = re.match(r"^\s*(\d+)/(\d+)\s*$", value)
-    if not m or int(m.group(2)) == 0:
-        return None, f"bad unit length L:{value}"
-    return int(m.group(1)) / int(m.group(2)), None
-
-
+# letter -> (upper-case letter, octave above middle C's) for the note regex's letter group
 _LETTER_OCTAVE = {ltr: (ltr.upper(), 1 if ltr.islower() else 0) for ltr in "ABCDEFGabcdefg"}
-
-
-@functools.lru_cache(maxsize=512)
-def length_multiplier(text: str) -> float:
-    """ABC note length suffix -> multiplier of the unit length: '' 1, '2' 2, '/' 1/2, '//' 1/4, '3/2' 1.5."""
-    if not text:
-        return 1.0
-    if "/" not in text:
-        return float(int(text))
-    num, _, den = text.partition("/")
-    slashes = text.count("/")
-    den_digits = den.lstrip("/")
-    n = int(num) if num else 1
-    d = int(den_digits) if den_digits else 2 ** slashes
-    return n / d if d else 1.0
-
 
 @dataclass(slots=True)
 class Note:
@@ -229,10 +130,6 @@ _FIELD_LINE = re.compile(r"^([A-Za-z]):(.*)$")
 _TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}
 
 
-def _default_unit(meter: float | None) -> float:
-    return 0.0625 if meter is not None and meter < 0.75 else 0.125
-
-
 def scan(text: str, carry_accidentals: bool = True) -> Scan:
     """Scan one tune. Never raises on malformed ABC: what is wrong goes to `.problems`.
 
@@ -273,7 +170,7 @@ def scan(text: str, carry_accidentals: bool = True) -> Scan:
                 out.problems.append(problem)
             break
     if not unit_given:
-        out.unit = _default_unit(out.meter)
+        out.unit = default_unit(out.meter)
     out.body_start = min(offset, len(text))
     if "K" not in out.fields:
         out.problems.append("no K: field ends the header")
@@ -298,7 +195,7 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
     tied_from: tuple[str, int, int] | None = None  # letter, octave, alteration of a note tied to the next
 
     def place(pitch, duration, span, tie, chord_pitches):
-        nonlocal time, tuplet_left, tuplet_factor, pending_broken, seen_note_in_bar
+        nonlocal time, tuplet_left, pending_broken, seen_note_in_bar
         if tuplet_left:
             duration *= tuplet_factor
             tuplet_left -= 1
@@ -337,7 +234,7 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
         line = lines[li]
         fm = _FIELD_LINE.match(line)
         if fm:
-            key, unit, meter = _apply_field(fm.group(1), fm.group(2), key, unit, meter, problems)
+            key, unit, meter = apply_field(fm.group(1), fm.group(2), key, unit, meter, problems)
             offset += len(line) + 1
             continue
         comment = line.find("%")
@@ -404,7 +301,7 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 chord = None
             elif kind == "tuplet":
                 p_ = int(m.group("p"))
-                q_ = int(m.group("q")) if m.group("q") else _TUPLET_Q.get(p_, 3 if _compound(meter) else 2)
+                q_ = int(m.group("q")) if m.group("q") else _TUPLET_Q.get(p_, 3 if compound(meter) else 2)
                 r_ = int(m.group("r")) if m.group("r") else p_
                 if p_ < 2:
                     problems.append(f"bad tuplet ({p_} at {a}")
@@ -431,7 +328,7 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                     slurs -= 1
             elif kind == "field":
                 inner = m.group("field")[1:-1]
-                key, unit, meter = _apply_field(inner[0], inner[2:], key, unit, meter, problems)
+                key, unit, meter = apply_field(inner[0], inner[2:], key, unit, meter, problems)
             elif kind == "grace":
                 if not m.group("grace").endswith("}"):
                     problems.append(f"unclosed grace notes at {a}")
@@ -449,30 +346,3 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
         out.bars.append(Bar(bar, time - bar_start, meter, len(text)))
     if not notes:
         problems.append("no notes")
-
-
-def _compound(meter: float | None) -> bool:
-    return meter is not None and abs(meter * 8 % 3) < 1e-9 and meter * 8 >= 6
-
-
-def _apply_field(name, value, key, unit, meter, problems):
-    value = value.strip()
-    if name == "K":
-        new, problem = parse_key(value)
-        if problem:
-            problems.append(problem)
-        else:
-            key = new
-    elif name == "M":
-        new, problem = parse_meter(value)
-        if problem:
-            problems.append(problem)
-        else:
-            meter = new
-    elif name == "L":
-        new, problem = parse_length(value)
-        if problem:
-            problems.append(problem)
-        else:
-            unit = new
-    return key, unit, meter
