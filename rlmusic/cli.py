@@ -50,7 +50,6 @@ def cmd_finetune(args) -> int:
     from rlmusic.finetune import FinetuneConfig, run_finetune
 
     cfg = config_lib.load(FinetuneConfig, _config_path(args.config, "finetune"), list(args.set or []))
-    print("config:\n" + config_lib.dump_yaml(cfg).rstrip(), file=sys.stderr)
     out = run_finetune(cfg, args.checkpoint, args.out, use_wandb=args.wandb, log=lambda m: print(m, file=sys.stderr))
     print(f"run saved in {out}", file=sys.stderr)
     return 0

@@ -132,6 +132,7 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
     prior_model, _, _ = load_model(checkpoint)  # frozen: never given to an optimizer
     cfg.model = config_lib.from_dict(ModelConfig, pre_cfg.get("model") or {}, prefix="model.")
     cfg.pretrained = str(checkpoint)
+    log("config:\n" + config_lib.dump_yaml(cfg).rstrip())  # resolved: the model and pretrained run filled in
     run = RunDir(out)
     if run.exists():
         saved = run.read_vocab()
