@@ -38,8 +38,9 @@ class AbcCompositionEnv(gym.Env):
     0 at every step but the last. At the end of the episode the tune (the primer and the text written, without
     the closing blank line) is scored by each reward plugin, and the weighted sum of their scores is the last
     step's reward (a reward that does not apply to the tune, returning None, adds 0). With `gate` (default
-    "valid"), the other rewards count only in proportion to the gate's score: an invalid tune earns nothing for
-    being in key, so the policy cannot trade validity for easy music-theory points. `info["tune"]` holds the text and
+    "valid"), the other rewards count only in proportion to the gates' scores: an invalid tune earns nothing for
+    being in key, so the policy cannot trade validity for easy music-theory points; "valid,enough_bars" also
+    stops it from shrinking tunes to fragments that score well on per-tune shares. `info["tune"]` holds the text and
     `info["rewards"]` each plugin's score.
 
     ## Episode End
@@ -51,7 +52,7 @@ class AbcCompositionEnv(gym.Env):
     - `rewards`: mapping reward name -> weight (names as `python -m rlmusic rewards` lists them, or
       `module:function`; default `DEFAULT_REWARDS`);
     - `max_length`: characters per episode before truncation (default 1000);
-    - `gate`: a reward name whose score multiplies the others (None: plain weighted sum);
+    - `gate`: reward name(s), comma-separated, whose scores multiply all the others (None: plain weighted sum);
     - `primer`: the text every tune starts with (default `X:1\n`; a header such as `X:1\nT:\nM:6/8\nL:1/8\nK:D\n`
       asks for a jig in D). It must end with a newline.
     """
@@ -59,7 +60,7 @@ class AbcCompositionEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, vocab: Vocab | list[str] | None = None, rewards: dict[str, float] | None = None,
-                 max_length: int = 1000, primer: str = DEFAULT_PRIMER, gate: str | None = "valid",
+                 max_length: int = 1000, primer: str = DEFAULT_PRIMER, gate: str | list[str] | None = "valid",
                  render_mode: str | None = None):
         from rlmusic.rewards import get
 
@@ -74,10 +75,11 @@ class AbcCompositionEnv(gym.Env):
         self.rewards = dict(DEFAULT_REWARDS if rewards is None else rewards)
         # Resolved once: unknown names fail here, listing the valid ones; no lookups in the stepping loop.
         self._reward_fns = {name: get(name) for name in self.rewards}
-        if gate is not None and gate not in self.rewards:
-            self.rewards[gate] = 0.0  # scored for the gate, adds nothing by itself
-            self._reward_fns[gate] = get(gate)
-        self.gate = gate
+        self.gates = [g.strip() for g in gate.split(",") if g.strip()] if isinstance(gate, str) else list(gate or [])
+        for g in self.gates:
+            if g not in self.rewards:
+                self.rewards[g] = 0.0  # scored for the gate, adds nothing by itself
+                self._reward_fns[g] = get(g)
         if max_length < 2:
             raise UserError(f"max_length: must be at least 2, got {max_length}")
         self.max_length = max_length
@@ -114,9 +116,11 @@ class AbcCompositionEnv(gym.Env):
         return action, float(reward), terminated, truncated, info
 
     def total(self, scores: dict[str, float | None]) -> float:
-        """The weighted sum of one tune's scores, the non-gate ones scaled by the gate's score."""
-        gate = 1.0 if self.gate is None else (scores[self.gate] or 0.0)
-        return sum(self.rewards[n] * v * (1.0 if n == self.gate else gate)
+        """The weighted sum of one tune's scores, the non-gate ones scaled by the product of the gates' scores."""
+        gate = 1.0
+        for g in self.gates:
+            gate *= scores[g] or 0.0
+        return sum(self.rewards[n] * v * (1.0 if n in self.gates else gate)
                    for n, v in scores.items() if v is not None)
 
     def score(self, tunes: list[str]) -> list[dict[str, float | None]]:

@@ -70,6 +70,8 @@ def test_gate_scales_the_other_rewards_by_validity():
     added = AbcCompositionEnv(rewards={"in_key": 1.0})  # the gate is scored even when not weighted
     assert added.rewards == {"in_key": 1.0, "valid": 0.0}
     assert added.total({"in_key": 0.5, "valid": 1.0}) == 0.5
+    two = AbcCompositionEnv(rewards={"in_key": 2.0, "valid": 1.0}, gate="valid,enough_bars")
+    assert two.total({"in_key": 1.0, "valid": 1.0, "enough_bars": 0.25}) == 1.0 + 2.0 * 0.25  # a 2-bar fragment
 
 
 def test_vector_env():
