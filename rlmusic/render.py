@@ -47,7 +47,9 @@ def midi_bytes(text: str) -> bytes | None:
         with tempfile.TemporaryDirectory() as tmp:
             src, dst = Path(tmp) / "t.abc", Path(tmp) / "t.mid"
             src.write_text(text + "\n", encoding="utf-8")
-            subprocess.run([exe, str(src), "-o", str(dst), "-quiet", "-silent"], capture_output=True, timeout=60)
+            # cwd: abc2midi writes a barloc.txt beside wherever it runs
+            subprocess.run([exe, str(src), "-o", str(dst), "-quiet", "-silent"], capture_output=True, timeout=60,
+                           cwd=tmp)
             return dst.read_bytes() if dst.exists() and dst.stat().st_size > 0 else None
     try:
         from music21 import converter

@@ -39,9 +39,13 @@ def test_junk_that_crashes_the_engraver_does_not_stop_the_batch(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
-def test_midi_from_abc2midi(tmp_path):
-    write_outputs([Tune(GOOD, False)], tmp_path, ["abc", "mid"])
-    data = (tmp_path / "tune_001.mid").read_bytes()
+def test_midi_from_abc2midi(tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    write_outputs([Tune(GOOD, False)], tmp_path / "out", ["abc", "mid"])
+    assert list(cwd.iterdir()) == []  # abc2midi's barloc.txt does not land in the user's folder
+    data = (tmp_path / "out" / "tune_001.mid").read_bytes()
     assert data[:4] == b"MThd" and data.count(b"MTrk") >= 1
 
 
