@@ -9,7 +9,7 @@ from rlmusic import validity
 from rlmusic.abc import Scan, scan
 from rlmusic.rewards.registry import register
 
-REQUIRED = ("X", "T", "M", "K")
+REQUIRED = validity.REQUIRED_HEADERS  # the same headers the abc2midi-based check requires
 
 
 def scans_of(tunes: list[str], context: dict) -> list[Scan]:

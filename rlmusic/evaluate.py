@@ -32,7 +32,7 @@ import numpy as np
 
 from rlmusic.abc import Scan, scan
 from rlmusic.rewards import theory
-from rlmusic.rewards.syntax import REQUIRED
+from rlmusic.rewards import syntax
 
 METRIC_KEYS = ("valid_rate", "notes_not_in_key", "notes_excessively_repeated", "starts_with_tonic",
                "ends_with_tonic", "leaps_resolved", "unique_max_note", "unique_min_note", "notes_in_repeated_motif",
@@ -82,7 +82,7 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
         valid = [not p for p in validity.check_tunes(tunes)]
         check = "abc2midi"
     else:
-        valid = [all(f in s.fields for f in REQUIRED) and not s.problems for s in scans]
+        valid = [v == 1.0 for v in syntax.valid(tunes, scans=scans)]
         check = "scanner"
     not_in_key = sum(len(f) - sum(f) for f in (theory.in_key_flags(s) for s in scans))
     repeated = sum(sum(theory.repeated_flags(m)) for m in melodies)
