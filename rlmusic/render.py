@@ -110,28 +110,27 @@ def write_outputs(tunes, out: Path, formats: list[str], log=print) -> str:
         notes.append(f"WAV skipped: {' and '.join(missing)} not installed (Debian packages abcmidi, timidity)")
         log(notes[-1])
         want_wav = False
-    made = {f: 0 for f in formats}
+    for stem in stems:  # a file left by an earlier run in this folder must not pass for this run's
+        for ext in ("mid", "wav", "svg"):
+            (out / f"{stem}.{ext}").unlink(missing_ok=True)
     for tune, stem in zip(tunes, stems):
         atomic_write_text(out / f"{stem}.abc", tune.text + "\n")
-        made["abc"] = made.get("abc", 0) + 1
         if "mid" in formats or want_wav:
             midi = midi_bytes(tune.text)
             if midi is not None:
                 atomic_write_bytes(out / f"{stem}.mid", midi)
-                made["mid"] = made.get("mid", 0) + 1
-                if want_wav and wav_from_midi(out / f"{stem}.mid", out / f"{stem}.wav"):
-                    made["wav"] += 1
+                if want_wav:
+                    wav_from_midi(out / f"{stem}.mid", out / f"{stem}.wav")
                 if "mid" not in formats:
                     (out / f"{stem}.mid").unlink()
     if "svg" in formats or "html" in formats:
         write_svgs([(tune.text, out / f"{stem}.svg") for tune, stem in zip(tunes, stems)])
-        made["svg"] = sum((out / f"{stem}.svg").exists() for stem in stems)
     if "html" in formats:
         atomic_write_text(out / "index.html", gallery_html(tunes, stems, problems, out))
-        made["html"] = 1
+    made = {f: 1 if f == "html" else sum((out / f"{stem}.{f}").exists() for stem in stems) for f in formats}
     valid = sum(not p for p in problems)
     limit = sum(t.hit_limit for t in tunes)
-    counts = ", ".join(f"{n} {f}" for f, n in made.items() if f in formats)
+    counts = ", ".join(f"{n} {f}" for f, n in made.items())
     return "; ".join([f"wrote {len(tunes)} tunes to {out} ({counts})", f"{valid} valid",
                       f"{limit} hit the length limit", *notes])
 

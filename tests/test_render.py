@@ -38,6 +38,12 @@ def test_junk_that_crashes_the_engraver_does_not_stop_the_batch(tmp_path):
     assert (tmp_path / "tune_002.svg").exists()
 
 
+def test_files_of_an_earlier_run_in_the_folder_are_not_reused(tmp_path):
+    write_outputs([Tune(GOOD, False)], tmp_path, ["abc", "svg"])
+    summary = write_outputs([Tune(JUNK, False)], tmp_path, ["abc", "svg"])  # same stem, no score this time
+    assert not (tmp_path / "tune_001.svg").exists() and "(1 abc, 0 svg)" in summary
+
+
 @pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
 def test_midi_from_abc2midi(tmp_path, monkeypatch):
     cwd = tmp_path / "cwd"
