@@ -24,16 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlmusic import config as config_lib  # noqa: E402
 from rlmusic.envs.composition import AbcCompositionEnv  # noqa: E402
-from rlmusic.finetune import FinetuneConfig, decode_tunes, make_agent  # noqa: E402
-from rlmusic.policy import CharPolicyNetwork, sequence_log_probs  # noqa: E402
+from rlmusic.finetune import FinetuneConfig, Rollouts, make_agent  # noqa: E402
+from rlmusic.policy import sequence_log_probs  # noqa: E402
 from rlmusic.rundir import load_model  # noqa: E402
 from rlmusic._tf import tf  # noqa: E402
-from tf_agents.drivers import dynamic_episode_driver  # noqa: E402
-from tf_agents.environments import tf_py_environment  # noqa: E402
-from tf_agents.replay_buffers import tf_uniform_replay_buffer  # noqa: E402
 from tf_agents.utils import common  # noqa: E402
-
-from rlmusic.envs.tfa_adapter import batched  # noqa: E402
 
 
 def main() -> None:
@@ -45,11 +40,9 @@ def main() -> None:
     cfg = config_lib.load(FinetuneConfig, args.config)
     model, vocab, _ = load_model(args.checkpoint)
     prior, _, _ = load_model(args.checkpoint)
-    make_env = lambda: AbcCompositionEnv(vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length,  # noqa: E731
-                                         primer=cfg.primer)
-    py_env = batched(make_env, cfg.tunes_per_iteration)
-    env = tf_py_environment.TFPyEnvironment(py_env)
-    agent, _, _ = make_agent(cfg, env, CharPolicyNetwork(model, vocab.encode(cfg.primer[:-1])))
+    rollouts = Rollouts(cfg, vocab, model)
+    agent, _, _ = make_agent(cfg, rollouts.env, rollouts.actor)
+    rollouts.attach(agent)
     env_time = [0.0]
     real_step = AbcCompositionEnv.step
 
@@ -61,28 +54,22 @@ def main() -> None:
             env_time[0] += time.perf_counter() - t
 
     AbcCompositionEnv.step = timed_step
-    buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(agent.collect_data_spec, batch_size=env.batch_size,
-                                                            max_length=2 * cfg.max_length + 4)
-    collect = common.function(dynamic_episode_driver.DynamicEpisodeDriver(
-        env, agent.collect_policy, observers=[buffer.add_batch], num_episodes=cfg.tunes_per_iteration).run)
     train = common.function(agent.train)
-    primer_ids = vocab.encode(cfg.primer[:-1])
+    primer_ids = rollouts.primer_ids
     logp = tf.function(lambda m, o, a, s: sequence_log_probs(m, o, a, s, primer_ids)[0])
     rows = []
     for it in range(args.iterations + 1):  # the first iteration compiles; it is not counted
         env_time[0] = 0.0
         t0 = time.perf_counter()
-        collect()
+        exp, finished = rollouts.collect()
         t1 = time.perf_counter()
-        exp = buffer.gather_all()
-        buffer.clear()
         a, b = logp(model, exp.observation, exp.action, exp.step_type), logp(prior, exp.observation, exp.action,
                                                                              exp.step_type)
         float(tf.reduce_sum(a - b))
         t2 = time.perf_counter()
         train(exp)
         t3 = time.perf_counter()
-        tunes = decode_tunes(exp, vocab, cfg.primer)
+        tunes = [info["tune"] for info in finished]
         if it:
             rows.append((t1 - t0, t2 - t1, t3 - t2, env_time[0], len(tunes), sum(len(t) for t in tunes)))
     collect_s, shape_s, update_s, env_s, n, chars = (np.mean([r[i] for r in rows]) for i in range(6))

@@ -4,6 +4,8 @@ tf-agents 0.19 (its last release) has no Gymnasium wrapper, and its gym wrapper 
 The mapping is small but exact: `terminated` -> `ts.termination` (discount 0: no value after the end of the
 tune), `truncated` -> `ts.truncation` (discount kept: the tune was cut by the time limit, not finished), else
 `ts.transition`. After an episode ends the next `step` starts a new one, as tf-agents drivers expect.
+The `info` of each episode's last step is kept in `finished` (the caller drains it): a training loop reads the
+tunes and scores the environment produced instead of decoding and scoring them again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
         self._observation_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_obs - 1, name="observation")
         self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_act - 1, name="action")
         self.last_info: dict = {}
+        self.finished: list[dict] = []
 
     def observation_spec(self):
         return self._observation_spec
@@ -41,6 +44,8 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
     def _step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(int(action))
         self.last_info = info
+        if terminated or truncated:
+            self.finished.append(info)
         obs, reward = np.int32(obs), np.float32(reward)
         if terminated:
             return ts.termination(obs, reward)
@@ -53,3 +58,12 @@ def batched(make_env, n: int) -> batched_py_environment.BatchedPyEnvironment:
     """`n` copies of `make_env()` stepped together (batch dimension first), for tf-agents drivers."""
     return batched_py_environment.BatchedPyEnvironment([GymnasiumPyEnvironment(make_env()) for _ in range(n)],
                                                        multithreading=False)
+
+
+def drain_finished(env: batched_py_environment.BatchedPyEnvironment) -> list[dict]:
+    """The `info` of every episode ended since the last call, across the batch, and forget them."""
+    out = []
+    for e in env.envs:
+        out.extend(e.finished)
+        e.finished.clear()
+    return out

@@ -19,10 +19,11 @@ from rlmusic import config as config_lib
 from rlmusic._tf import quiet_import, tf
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.envs.composition import DEFAULT_REWARDS, AbcCompositionEnv
-from rlmusic.envs.tfa_adapter import batched
+from rlmusic.envs.tfa_adapter import batched, drain_finished
 from rlmusic.errors import UserError
 from rlmusic.model import ModelConfig
 from rlmusic.policy import CharPolicyNetwork, kl_shaped_rewards, sequence_log_probs
+from rlmusic.pretrain import windows_dataset
 from rlmusic.rundir import RunDir, load_model
 
 quiet_import("tf_agents")
@@ -43,7 +44,18 @@ class FinetuneConfig:
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); see
     AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
     beta: float = 0.1
-    """Weight of the KL penalty to the pretrained model, per character."""
+    """Weight of the KL penalty to the pretrained model, per character (the start value with `kl_target`)."""
+    kl_target: float = 0.0
+    """Adaptive KL control (Ziegler et al. 2019): if > 0, beta is adjusted after every iteration to hold the KL to
+    the pretrained model near this many nats per character. 0: beta stays fixed."""
+    ptx_coef: float = 0.0
+    """Weight of the supervised loss on real tunes (PPO-ptx, InstructGPT): the agent's loss gets ptx_coef x the
+    cross-entropy of a batch of windows from real tunes, a fresh batch each iteration. 0: off."""
+    ptx_data: list[str] = field(default_factory=list)
+    """Sources of the real tunes for ptx_coef (as pretrain's data.sources); empty: the pretrained run's training
+    split (its data.sources, val_fraction and seed), so the held-out tunes stay held out."""
+    ptx_batch: int = 16
+    """Windows of 128 characters per supervised step."""
     discount: float = 1.0
     """Discount of future rewards. 1.0: a tune is one episode scored at its end; below 1 (PPOAgent's own default
     is 0.99) the end-of-tune reward fades over hundreds of characters and short tunes win."""
@@ -79,23 +91,107 @@ class FinetuneConfig:
     """Weights & Biases project used with --wandb."""
 
 
-def decode_tunes(exp, vocab, primer: str = "") -> list[str]:
-    """The tunes completed in a batch of trajectories [B, T]: the primer, then the actions up to each episode's
-    last step."""
-    actions = exp.action.numpy()
-    boundary = exp.is_boundary().numpy()
-    last = exp.next_step_type.numpy() == 2
-    tunes = []
-    for row in range(actions.shape[0]):
-        chars: list[str] = []
-        for t in range(actions.shape[1]):
-            if boundary[row, t]:
-                continue
-            chars.append(vocab.chars[actions[row, t]])
-            if last[row, t]:
-                tunes.append((primer + "".join(chars)).rstrip("\n"))
-                chars = []
-    return tunes
+KL_ADAPT_RATE = 0.5  # beta changes by at most 10 % per iteration (error clipped to +-0.2, as Ziegler et al.)
+PTX_LENGTH = 128
+
+
+def adapt_beta(beta: float, kl: float, target: float) -> float:
+    """Proportional control of the KL coefficient: raise beta when the KL is above target, lower it below."""
+    error = min(max(kl / target - 1.0, -0.2), 0.2)
+    return beta * (1.0 + KL_ADAPT_RATE * error)
+
+
+def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarray:
+    """The encoded text of the real tunes for the supervised loss (see FinetuneConfig.ptx_data)."""
+    from rlmusic.corpus import join_tunes, load_corpus, split_train_val
+    from rlmusic.pretrain import DataConfig
+
+    data = config_lib.from_dict(DataConfig, pre_cfg.get("data") or {}, prefix="data.")
+    if cfg.ptx_data:
+        tunes = load_corpus(cfg.ptx_data, max_chars=data.max_chars).tunes
+    else:
+        tunes, _ = split_train_val(load_corpus(data.sources, max_chars=data.max_chars).tunes,
+                                   data.val_fraction, data.seed)
+    log(f"ptx: {len(tunes)} real tunes for the supervised loss")
+    return vocab.encode(join_tunes(tunes), what="ptx_data")
+
+
+class Rollouts:
+    """Collects one iteration's tunes: `tunes_per_iteration` environments stepped as a batch by a compiled
+    tf-agents driver until that many tunes have ended.
+
+    Every environment starts a new tune at each collection, so each row of the batch begins at a FIRST step, where
+    the policy's state is primed; a tune left half-written when the last one ended is dropped (continuing it
+    from a fresh state would be writing with amnesia about its start)."""
+
+    def __init__(self, cfg: FinetuneConfig, vocab, policy_model):
+        self.cfg = cfg
+        make_env = lambda: AbcCompositionEnv(  # noqa: E731
+            vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length, primer=cfg.primer, gate=cfg.gate or None)
+        self.py_env = batched(make_env, cfg.tunes_per_iteration)
+        self.env = tf_py_environment.TFPyEnvironment(self.py_env)
+        self.scorer = self.py_env.envs[0].env
+        self.primer_ids = vocab.encode(cfg.primer[:-1], what="primer")  # the last char is the first observation
+        self.actor = CharPolicyNetwork(policy_model, self.primer_ids)
+
+    def attach(self, agent) -> None:
+        self.buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
+            agent.collect_data_spec, batch_size=self.env.batch_size, max_length=2 * self.cfg.max_length + 4)
+        driver = dynamic_episode_driver.DynamicEpisodeDriver(
+            self.env, agent.collect_policy, observers=[self.buffer.add_batch],
+            num_episodes=self.cfg.tunes_per_iteration)
+        self._run = common.function(driver.run)
+
+    def collect(self):
+        """(trajectories [B, T], the `info` of each tune ended: its text and scores, as the envs scored them)."""
+        try:
+            self._run(self.env.reset())
+        except tf.errors.OpError:
+            # A reward plugin that failed inside the env: report it by name, not as a graph error.
+            failed = [e.env.failure for e in self.py_env.envs if e.env.failure is not None]
+            if failed:
+                raise failed[0] from None
+            raise
+        exp = self.buffer.gather_all()
+        self.buffer.clear()
+        return exp, drain_finished(self.py_env)
+
+
+class _Ptx:
+    """ptx_coef x the mean cross-entropy of the policy model on a batch of real windows. The batch lives in
+    variables that the loop refills before each update, so the compiled train step reads the new one."""
+
+    def __init__(self, model, coef: float, batch: int):
+        self.model, self.coef = model, coef
+        self.x = tf.Variable(tf.zeros([batch, PTX_LENGTH], tf.int32), trainable=False)
+        self.y = tf.Variable(tf.zeros([batch, PTX_LENGTH], tf.int32), trainable=False)
+
+    def nll(self):
+        logits, _ = self.model(self.x, training=True)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(self.y, logits))
+
+    def __call__(self):
+        return self.coef * self.nll()
+
+
+class PtxPPOClipAgent(ppo_clip_agent.PPOClipAgent):
+    """PPO whose loss also holds the supervised term (PPO-ptx) when `ptx` is set."""
+
+    ptx: _Ptx | None = None
+
+    def get_loss(self, *args, **kwargs):
+        info = super().get_loss(*args, **kwargs)
+        return info if self.ptx is None else info._replace(loss=info.loss + self.ptx())
+
+
+class PtxReinforceAgent(reinforce_agent.ReinforceAgent):
+    """REINFORCE whose loss also holds the supervised term when `ptx` is set."""
+
+    ptx: _Ptx | None = None
+
+    def total_loss(self, *args, **kwargs):
+        info = super().total_loss(*args, **kwargs)
+        return info if self.ptx is None else info._replace(loss=info.loss + self.ptx())
 
 
 def make_agent(cfg: FinetuneConfig, env, actor):
@@ -105,14 +201,14 @@ def make_agent(cfg: FinetuneConfig, env, actor):
     optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
     counter = tf.Variable(0, dtype=tf.int64)
     if cfg.agent == "ppo":
-        agent = ppo_clip_agent.PPOClipAgent(
+        agent = PtxPPOClipAgent(
             env.time_step_spec(), env.action_spec(), optimizer=optimizer, actor_net=actor, value_net=value_net,
             num_epochs=cfg.num_epochs, importance_ratio_clipping=cfg.clip, entropy_regularization=cfg.entropy,
             discount_factor=cfg.discount,
             use_gae=True, normalize_observations=False,  # token ids are not to be normalised
             normalize_rewards=False, train_step_counter=counter)
     elif cfg.agent == "reinforce":
-        agent = reinforce_agent.ReinforceAgent(
+        agent = PtxReinforceAgent(
             env.time_step_spec(), env.action_spec(), actor_network=actor, optimizer=optimizer,
             value_network=value_net, normalize_returns=True, entropy_regularization=cfg.entropy, gamma=cfg.discount,
             train_step_counter=counter)
@@ -124,7 +220,7 @@ def make_agent(cfg: FinetuneConfig, env, actor):
 
 def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, use_wandb: bool = False,
                  log=print) -> Path:
-    from rlmusic.runlog import RunLogger, progress
+    from rlmusic.runlog import RunLogger, plot_curves, progress
     from rlmusic.rewards import get
 
     for name in cfg.rewards:
@@ -141,27 +237,27 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
             raise UserError(f"--out {run.path} holds a run with another vocabulary ({saved.diff(vocab)}); "
                             f"use another --out, or delete {run.path} to start fresh")
     tf.keras.utils.set_random_seed(cfg.seed)
-    py_env = batched(lambda: AbcCompositionEnv(vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length,
-                                               primer=cfg.primer, gate=cfg.gate or None), cfg.tunes_per_iteration)
-    env = tf_py_environment.TFPyEnvironment(py_env)
-    scorer = py_env.envs[0].env
-    primer_ids = vocab.encode(cfg.primer[:-1], what="primer")  # the last char is the first observation
-    actor = CharPolicyNetwork(policy_model, primer_ids)
-    agent, value_net, optimizer = make_agent(cfg, env, actor)
+    rollouts = Rollouts(cfg, vocab, policy_model)
+    scorer, primer_ids = rollouts.scorer, rollouts.primer_ids
+    agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
+    rollouts.attach(agent)
     iteration = tf.Variable(0, dtype=tf.int64)
-    objects = dict(model=policy_model, value_net=value_net, optimizer=optimizer, iteration=iteration)
+    beta = tf.Variable(cfg.beta, dtype=tf.float64)  # adapted with kl_target; saved so a resume continues it
+    objects = dict(model=policy_model, value_net=value_net, optimizer=optimizer, iteration=iteration,
+                   kl_beta=beta)
     if run.latest_step() is not None:
         run.restore_checkpoint(partial=True, **objects)
         log(f"resuming from iteration {int(iteration.numpy())} in {run.path}")
+    ptx_batches = None
+    if cfg.ptx_coef > 0:
+        stream = ptx_stream(cfg, pre_cfg, vocab, log)
+        ptx_batches = iter(windows_dataset(stream, cfg.ptx_batch, PTX_LENGTH, cfg.seed, int(iteration.numpy())))
+        agent.ptx = _Ptx(policy_model, cfg.ptx_coef, cfg.ptx_batch)
+        ptx_nll = tf.function(agent.ptx.nll)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config_lib.dump_yaml(cfg))
     run.write_vocab(vocab)
 
-    buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
-        agent.collect_data_spec, batch_size=env.batch_size, max_length=2 * cfg.max_length + 4)
-    driver = dynamic_episode_driver.DynamicEpisodeDriver(
-        env, agent.collect_policy, observers=[buffer.add_batch], num_episodes=cfg.tunes_per_iteration)
-    collect = common.function(driver.run)
     train = common.function(agent.train)
     # log pi and log p_prior of the collected characters, each in one batched pass (the policy's weights are
     # still those that collected them, so this is the behaviour policy's log-probability).
@@ -173,45 +269,40 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
         while int(iteration.numpy()) < cfg.iterations:
             start = time.perf_counter()
             # rollout
-            try:
-                collect()
-            except tf.errors.OpError:
-                # A reward plugin that failed inside the env: report it by name, not as a graph error.
-                failed = [e.env.failure for e in py_env.envs if e.env.failure is not None]
-                if failed:
-                    raise failed[0] from None
-                raise
-            exp = buffer.gather_all()
-            buffer.clear()
-            tunes = decode_tunes(exp, vocab, cfg.primer)
+            exp, finished = rollouts.collect()
             # advantages come from the agent; the rewards it sees are shaped here
             logp_pi, logits = policy_logp(exp.observation, exp.action, exp.step_type)
             logp_prior, _ = prior_logp(exp.observation, exp.action, exp.step_type)
             live = 1.0 - tf.cast(exp.is_boundary(), tf.float32)
-            shaped = kl_shaped_rewards(exp.reward, logp_pi, logp_prior, cfg.beta) * live
-            # update
+            shaped = kl_shaped_rewards(exp.reward, logp_pi, logp_prior, float(beta.numpy())) * live
+            # update (with ptx_coef, the loss also holds the supervised term on a fresh batch of real tunes)
+            ptx = None
+            if ptx_batches is not None:
+                x, y = next(ptx_batches)
+                agent.ptx.x.assign(x)
+                agent.ptx.y.assign(y)
+                ptx = float(ptx_nll())  # before the update, as the loss sees it
             loss = float(train(exp._replace(reward=shaped)).loss)
             iteration.assign_add(1)
             # log
             it = int(iteration.numpy())
-            scores = scorer.score(tunes) if tunes else []
-            row = {"step": it, "loss": loss, "tunes": len(tunes),
-                   "tunes_per_sec": len(tunes) / (time.perf_counter() - start),
-                   "kl": float(tf.reduce_sum((logp_pi - logp_prior) * live) / tf.reduce_sum(live)),
-                   "entropy": float(tf.reduce_sum(_entropy(logits) * live) / tf.reduce_sum(live)),
-                   "reward": float(np.mean([scorer.total(s) for s in scores])) if scores else 0.0}
-            for name in scorer.rewards:
-                values = [s[name] for s in scores if s[name] is not None]
-                row[f"rewards/{name}"] = float(np.mean(values)) if values else None
-            if "valid" in scorer.rewards:  # weighted, or scored as the gate
-                row["valid_rate"] = row["rewards/valid"]
+            kl = float(tf.reduce_sum((logp_pi - logp_prior) * live) / tf.reduce_sum(live))
+            row = iteration_row(it, finished, scorer, loss=loss, kl=kl, beta=float(beta.numpy()),
+                                entropy=float(tf.reduce_sum(_entropy(logits) * live) / tf.reduce_sum(live)),
+                                tunes_per_sec=len(finished) / (time.perf_counter() - start))
+            if ptx is not None:
+                row["ptx_nll_bits_per_char"] = ptx / math.log(2)
             if not math.isfinite(loss):
                 raise UserError(f"loss became {loss} at iteration {it}; lower learning_rate")
+            if cfg.kl_target > 0:
+                beta.assign(adapt_beta(float(beta.numpy()), kl, cfg.kl_target))
             logger.log(row)
             bar.update(1)
-            bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl']:.3f}")
+            bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{kl:.3f}")
             if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
                 run.save_checkpoint(it, **objects)
+                logger.tune_table(it, finished, scorer)
+                plot_curves(run)
         bar.close()
     except UserError:
         if int(iteration.numpy()) > (run.latest_step() or 0):
@@ -220,6 +311,20 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
     finally:
         logger.close()
     return run.path
+
+
+def iteration_row(it: int, finished: list[dict], scorer: AbcCompositionEnv, **numbers) -> dict:
+    """One metrics row: the numbers given, the tunes ended this iteration, and each reward's mean over them."""
+    scores = [info["rewards"] for info in finished]
+    row = {"step": it, **numbers, "tunes": len(finished),
+           "reward": float(np.mean([scorer.total(s) for s in scores])) if scores else 0.0,
+           "chars_per_tune": float(np.mean([len(info["tune"]) for info in finished])) if finished else 0.0}
+    for name in scorer.rewards:
+        values = [s[name] for s in scores if s[name] is not None]
+        row[f"rewards/{name}"] = float(np.mean(values)) if values else None
+    if "valid" in scorer.rewards:  # weighted, or scored as the gate
+        row["valid_rate"] = row["rewards/valid"]
+    return row
 
 
 def _entropy(logits):

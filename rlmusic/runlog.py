@@ -6,12 +6,13 @@ W&B honours WANDB_MODE: `offline` writes the run locally (tests use it), `disabl
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from rlmusic._tf import tf
 from tqdm.auto import tqdm
 
 from rlmusic import config as config_lib
-from rlmusic.rundir import RunDir
+from rlmusic.rundir import RunDir, atomic_write_bytes
 
 
 def progress(**kwargs) -> tqdm:
@@ -61,8 +62,56 @@ class RunLogger:
             table.add_data(step, t.text, t.hit_limit)
         self.wandb.log({"samples": table}, step=step)
 
+    def tune_table(self, step: int, finished: list[dict], scorer) -> None:
+        """A W&B table of the tunes the policy wrote in one iteration, with each reward's score (with --wandb)."""
+        if self.wandb is None or not finished:
+            return
+        import wandb
+
+        names = list(scorer.rewards)
+        table = wandb.Table(columns=["step", "tune", "reward", *names])
+        for info in finished:
+            scores = info["rewards"]
+            table.add_data(step, info["tune"], scorer.total(scores), *(scores[n] for n in names))
+        self.wandb.log({"tunes": table}, step=step)
+
     def close(self) -> None:
         self.writer.close()
         if self.wandb is not None:
             self.wandb.finish()
             self.wandb = None
+
+
+CURVES = ("reward", "valid_rate", "kl", "chars_per_tune")
+
+
+def plot_curves(run: RunDir, name: str = "curves.png") -> Path:
+    """The run's curves from metrics.jsonl as one PNG: total reward, valid rate, KL per char, tune length, and
+    every reward's mean (rewards/<name>) in the last panel."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = run.read_metrics()
+    fig, axes = plt.subplots(1, len(CURVES) + 1, figsize=(4 * (len(CURVES) + 1), 3.4))
+    for ax, key in zip(axes, CURVES):
+        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points))
+        ax.set(title=key, xlabel="iteration")
+    for key in sorted({k for r in rows for k in r if k.startswith("rewards/")}):
+        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        if points:
+            axes[-1].plot(*zip(*points), label=key.split("/", 1)[1])
+    axes[-1].set(title="rewards (mean score)", xlabel="iteration", ylim=(-0.05, 1.05))
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    path = run.path / name
+    atomic_write_bytes(path, buf.getvalue())
+    return path

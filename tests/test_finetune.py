@@ -7,7 +7,7 @@ import pytest
 
 from conftest import cli
 from rlmusic._tf import tf
-from rlmusic.finetune import FinetuneConfig, run_finetune
+from rlmusic.finetune import FinetuneConfig, Rollouts, adapt_beta, make_agent, run_finetune
 from rlmusic.model import ModelConfig, build_model
 from rlmusic.policy import kl_shaped_rewards
 from rlmusic.rundir import RunDir
@@ -23,6 +23,16 @@ def test_kl_shaping_on_known_log_probabilities():
     shaped = kl_shaped_rewards(task, logp_pi, logp_prior, beta=0.5).numpy()
     # equal probabilities: no penalty; policy less sure than the prior: a bonus; far more sure: a penalty
     np.testing.assert_allclose(shaped, [[0.0, -0.5 * np.log(0.5), 2.0 - 0.5 * np.log(3.0)]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("beta,kl,target,expected", [
+    (0.1, 0.1, 0.1, 0.1),      # on target: unchanged
+    (0.1, 0.2, 0.1, 0.11),     # KL far above target: +10 % at most (error clipped at 0.2, rate 0.5)
+    (0.1, 0.0, 0.1, 0.09),     # KL far below target: -10 % at most
+    (0.1, 0.105, 0.1, 0.1025), # 5 % above: +2.5 %
+])
+def test_adaptive_kl_coefficient(beta, kl, target, expected):
+    assert adapt_beta(beta, kl, target) == pytest.approx(expected)
 
 
 def make_toy_run(path, seed=0):
@@ -52,6 +62,55 @@ def test_rl_raises_the_rewarded_character(tmp_path, agent, iterations, lr):
     assert last > first + 0.2, (first, last)  # from ~1/11 by chance to well above
 
 
+def test_every_collection_starts_new_tunes_from_the_primed_state(tmp_path):
+    """Tunes left unfinished when a collection stops are not continued by the next one: a continued row would
+    be stepped from a fresh, unprimed state (the policy writing with no memory of the tune's start)."""
+    from rlmusic.rundir import load_model
+
+    model, vocab, _ = load_model(make_toy_run(tmp_path / "pre"))
+    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", tunes_per_iteration=6, max_length=12,
+                         primer="X:1\n")
+    rollouts = Rollouts(cfg, vocab, model)
+    agent, _, _ = make_agent(cfg, rollouts.env, rollouts.actor)
+    rollouts.attach(agent)
+    for _ in range(3):
+        exp, finished = rollouts.collect()
+        assert (exp.step_type.numpy()[:, 0] == 0).all()  # every row begins with a FIRST step
+        # the tunes ended are reported with their scores, each a whole tune from the primer on
+        assert len(finished) >= cfg.tunes_per_iteration
+        assert all(info["tune"].startswith("X:1") and "toy_rewards:share_of_a" in info["rewards"]
+                   for info in finished)
+        ended = int((exp.next_step_type.numpy() == 2).sum())  # LAST steps in the batch: one per tune ended
+        assert ended == len(finished)
+
+
+def test_ptx_loss_pulls_the_policy_toward_real_tunes(tmp_path):
+    """With no task reward and no KL, only the supervised term moves the weights: the NLL of the real tunes
+    (logged each iteration, measured before that iteration's step) falls."""
+    pre = make_toy_run(tmp_path / "pre")
+    data = tmp_path / "real.abc"
+    data.write_text("".join(f"X:{i}\nK:C\nABcd|dcBA|ABcd|dcBA|\n\n" for i in range(1, 40)))
+    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 0.0}, gate="", beta=0.0, iterations=12,
+                         tunes_per_iteration=4, max_length=12, learning_rate=1e-2, checkpoint_every=100,
+                         ptx_coef=1.0, ptx_data=[str(data)], ptx_batch=8)
+    out = run_finetune(cfg, pre, tmp_path / "ft", log=lambda m: None)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    nll = [r["ptx_nll_bits_per_char"] for r in rows]
+    assert nll[0] > 3.0  # untrained over 11 characters: about log2(11) = 3.46 bits
+    assert nll[-1] < nll[0] - 1.0, nll
+
+
+def test_ptx_data_outside_the_vocabulary_is_named(tmp_path, capsys):
+    pre = make_toy_run(tmp_path / "pre")
+    data = tmp_path / "real.abc"
+    data.write_text("X:1\nT:Zed\nK:C\nABcd|\n")
+    code, _, err = cli("finetune", "--checkpoint", pre, "--config", "tiny", "--out", tmp_path / "ft",
+                       "--set", "rewards={toy_rewards:share_of_a: 1.0}", "--set", "ptx_coef=0.5",
+                       "--set", f"ptx_data=[{data}]", capsys=capsys)
+    assert code == 2 and "ptx_data" in err and "Traceback" not in err
+    assert not (tmp_path / "ft" / "checkpoints").exists()
+
+
 def test_kl_penalty_holds_the_policy_near_the_prior(tmp_path):
     """Same task reward, a large beta: the policy moves much less from the prior than with beta 0."""
     pre = make_toy_run(tmp_path / "pre")
@@ -73,6 +132,8 @@ def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert {"kl", "entropy", "tunes_per_sec", "valid_rate", "rewards/in_key"} <= set(rows[0])
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-3"]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # reward curves, redrawn per checkpoint
+    assert all(r["chars_per_tune"] > len("X:1") for r in rows)
     code, stdout, _ = cli("sample", "--checkpoint", out, "--num", 2, "--max-length", 40, capsys=capsys)
     assert code == 0 and stdout.count("X:1") == 2
     code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out,
