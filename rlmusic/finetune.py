@@ -29,10 +29,10 @@ from rlmusic.rundir import RunDir, load_model
 quiet_import("tf_agents")
 from tf_agents.agents.ppo import ppo_clip_agent  # noqa: E402
 from tf_agents.agents.reinforce import reinforce_agent  # noqa: E402
-from tf_agents.drivers import dynamic_episode_driver  # noqa: E402
 from tf_agents.environments import tf_py_environment  # noqa: E402
 from tf_agents.networks import value_rnn_network  # noqa: E402
-from tf_agents.replay_buffers import tf_uniform_replay_buffer  # noqa: E402
+from tf_agents.trajectories import time_step as ts  # noqa: E402
+from tf_agents.trajectories import trajectory  # noqa: E402
 from tf_agents.utils import common  # noqa: E402
 
 
@@ -117,12 +117,15 @@ def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarr
 
 
 class Rollouts:
-    """Collects one iteration's tunes: `tunes_per_iteration` environments stepped as a batch by a compiled
-    tf-agents driver until that many tunes have ended.
+    """Collects one iteration's tunes: `tunes_per_iteration` environments stepped as a batch, in one compiled
+    loop, until each has written one whole tune.
 
-    Every environment starts a new tune at each collection, so each row of the batch begins at a FIRST step, where
-    the policy's state is primed; a tune left half-written when the last one ended is dropped (continuing it
-    from a fresh state would be writing with amnesia about its start)."""
+    Each row of the batch is one tune from its FIRST step (where the policy's state is primed) to its end, then
+    padding: boundary steps that the agents mask out of their losses, and one more such step at the end, which
+    PPO uses only to bootstrap values. Stopping at a number of ended episodes instead (tf-agents'
+    DynamicEpisodeDriver) keeps the tunes that end first: short ones get their reward and long ones are cut off
+    unrewarded, which teaches the policy to stop early (measured: mean tune length fell from 176 to 100
+    characters in 10 iterations)."""
 
     def __init__(self, cfg: FinetuneConfig, vocab, policy_model):
         self.cfg = cfg
@@ -135,26 +138,59 @@ class Rollouts:
         self.actor = CharPolicyNetwork(policy_model, self.primer_ids)
 
     def attach(self, agent) -> None:
-        self.buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
-            agent.collect_data_spec, batch_size=self.env.batch_size, max_length=2 * self.cfg.max_length + 4)
-        driver = dynamic_episode_driver.DynamicEpisodeDriver(
-            self.env, agent.collect_policy, observers=[self.buffer.add_batch],
-            num_episodes=self.cfg.tunes_per_iteration)
-        self._run = common.function(driver.run)
+        self.policy = agent.collect_policy
+        self.spec = agent.collect_data_spec
+        self._run = common.function(self._collect)
+
+    def _collect(self):
+        batch = self.env.batch_size
+        arrays = tf.nest.map_structure(lambda s: tf.TensorArray(s.dtype, size=0, dynamic_size=True), self.spec)
+
+        def body(t, time_step, state, ended, arrays, all_padding):
+            was_ended = ended
+            action_step = self.policy.action(time_step, state)
+            next_step = self.env.step(action_step.action)
+            traj = _pad(trajectory.from_transition(time_step, action_step, next_step), was_ended)
+            arrays = tf.nest.map_structure(lambda a, x: a.write(t, x), arrays, traj)
+            ended = tf.logical_or(ended, next_step.is_last())
+            return t + 1, next_step, action_step.state, ended, arrays, tf.reduce_all(was_ended)
+
+        def cond(t, time_step, state, ended, arrays, all_padding):
+            return tf.logical_not(all_padding)
+
+        _, _, _, _, arrays, _ = tf.while_loop(
+            cond, body, [tf.constant(0), self.env.reset(), self.policy.get_initial_state(batch), tf.zeros([batch], tf.bool),
+             arrays, tf.constant(False)])
+        return tf.nest.map_structure(lambda a: _batch_major(a.stack()), arrays)
 
     def collect(self):
-        """(trajectories [B, T], the `info` of each tune ended: its text and scores, as the envs scored them)."""
+        """(trajectories [B, T], the `info` of each row's tune: its text and scores, as its env scored them)."""
         try:
-            self._run(self.env.reset())
+            exp = self._run()
         except tf.errors.OpError:
             # A reward plugin that failed inside the env: report it by name, not as a graph error.
             failed = [e.env.failure for e in self.py_env.envs if e.env.failure is not None]
             if failed:
                 raise failed[0] from None
             raise
-        exp = self.buffer.gather_all()
-        self.buffer.clear()
-        return exp, drain_finished(self.py_env)
+        # Rows whose tune ended early went on stepping (as padding); only each env's first tune is this row's.
+        finished = [e.finished[0] for e in self.py_env.envs]
+        drain_finished(self.py_env)
+        return exp, finished
+
+
+def _pad(traj, rows):
+    """`traj` with the given rows turned into boundary steps (LAST -> FIRST, no reward): masked from the loss."""
+    def where(pad, x):
+        return tf.where(rows, tf.fill(tf.shape(x), tf.cast(pad, x.dtype)), x)
+
+    return traj._replace(step_type=where(ts.StepType.LAST, traj.step_type),
+                         next_step_type=where(ts.StepType.FIRST, traj.next_step_type),
+                         reward=where(0, traj.reward), discount=where(1, traj.discount))
+
+
+def _batch_major(x):
+    return tf.transpose(x, [1, 0] + list(range(2, x.shape.rank)))
 
 
 class _Ptx:

@@ -1,9 +1,10 @@
-"""The character language model: Embedding -> LSTM x N -> Dense(vocab).
+"""The character language model: Embedding -> LSTM x N [-> attention over past outputs] -> Dense(vocab).
 
 One set of weights serves two forms:
 - whole sequences (training, scoring): `model(tokens)` with tokens [batch, time] -> logits [batch, time, vocab];
 - one step at a time with carried state (sampling, the RL policy): `model(tokens[:, None], states)`.
-Both go through the same `call`, so they give the same logits (a test checks it).
+Both go through the same `call`, so they give the same logits (a test checks it). The state is a list with [h, c]
+per LSTM layer and, with `attention_window`, the attention window's [keys, values, filled] last.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlmusic._tf import tf
+from rlmusic.attention import HEAD_DIM, HEADS, WindowAttention
 from rlmusic.lstm import FastLSTM
 
 
@@ -24,6 +26,9 @@ class ModelConfig:
     """Number of stacked LSTM layers."""
     dropout: float = 0.0
     """Dropout on each LSTM layer's output during training (0 = off)."""
+    attention_window: int = 0
+    """Causal attention from each step over the previous N outputs of the last LSTM layer (0 = off); see
+    rlmusic/attention.py and benchmarks/attention.py for what it buys."""
 
 
 class CharLSTM(tf.keras.Model):
@@ -37,6 +42,7 @@ class CharLSTM(tf.keras.Model):
         # FastLSTM equals Keras' LSTM(return_sequences=True, return_state=True) with a faster backward pass.
         self.lstms = [FastLSTM(cfg.units, name=f"lstm_{i}") for i in range(cfg.layers)]
         self.dropout = tf.keras.layers.Dropout(cfg.dropout)
+        self.attention = WindowAttention(cfg.attention_window, name="attention") if cfg.attention_window else None
         self.head = tf.keras.layers.Dense(vocab_size, name="logits")
 
     def call(self, tokens, states=None, training=False):
@@ -48,12 +54,23 @@ class CharLSTM(tf.keras.Model):
             new_states.append([h, c])
             if self.cfg.dropout:
                 x = self.dropout(x, training=training)
+        if self.attention is not None:
+            window = self.attention.initial_state(tf.shape(tokens)[0]) if states is None else states[-1]
+            x, window = self.attention(x, window)
+            new_states.append(window)
         logits = tf.cast(self.head(x), tf.float32)  # float32 logits even under mixed precision
         return logits, new_states
 
     def initial_state(self, batch_size: int):
         zeros = tf.zeros([batch_size, self.cfg.units])
-        return [[zeros, zeros] for _ in self.lstms]
+        state = [[zeros, zeros] for _ in self.lstms]
+        if self.attention is not None:
+            state.append(self.attention.initial_state(batch_size))
+        return state
+
+    def state_spec(self):
+        """The state's shapes without the batch dimension, nested as `initial_state` (for tf-agents)."""
+        return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape[1:], t.dtype), self.initial_state(1))
 
     def build_weights(self):
         """Create the variables (Keras builds lazily) so a checkpoint can be restored into them."""
@@ -75,5 +92,7 @@ def flops_per_char(vocab_size: int, cfg: ModelConfig, training: bool = True) -> 
     for _ in range(cfg.layers):
         flops += 2 * (width + cfg.units) * 4 * cfg.units
         width = cfg.units
+    if cfg.attention_window:  # projections (q, k, v, out) and scores + weighted sum over the window per head
+        flops += 2 * 4 * width * HEADS * HEAD_DIM + 2 * 2 * cfg.attention_window * HEADS * HEAD_DIM
     flops += 2 * width * vocab_size
     return flops * (3 if training else 1)

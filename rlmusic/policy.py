@@ -2,7 +2,7 @@
 
 `CharPolicyNetwork` wraps a `CharLSTM` (the very same layer objects: fine-tuning updates the pretrained weights,
 nothing is copied by hand) as a tf-agents `Network` that returns a categorical distribution over the next
-character. Its state is the LSTM's (h, c) per layer; where a step starts a new episode the state is zeroed,
+character. Its state is the model's (the LSTM's (h, c) per layer, and the attention window if the model has one); where a step starts a new episode the state is zeroed,
 also in the middle of a training sequence, so tunes collected back to back never leak into each other.
 """
 
@@ -23,10 +23,8 @@ class CharPolicyNetwork(network.Network):
     them, as when `sample` starts from a primer; with no primer it is zero."""
 
     def __init__(self, model, primer_ids=(), name: str = "CharPolicyNetwork"):
-        units = model.cfg.units
-        state_spec = [[tf.TensorSpec([units], tf.float32), tf.TensorSpec([units], tf.float32)] for _ in model.lstms]
         super().__init__(input_tensor_spec=tensor_spec.BoundedTensorSpec((), tf.int32, 0, model.vocab_size - 1),
-                         state_spec=state_spec, name=name)
+                         state_spec=model.state_spec(), name=name)
         self.model = model
         self.primer_ids = tf.constant(list(primer_ids), tf.int32)
 
@@ -49,7 +47,7 @@ class CharPolicyNetwork(network.Network):
 
 
 def primed_state(model, primer_ids):
-    """The model's state [1, units] per layer after reading `primer_ids` from a zero state."""
+    """The model's state (batch 1) after reading `primer_ids` from a zero state."""
     state = model.initial_state(1)
     if primer_ids.shape[0]:
         _, state = model(primer_ids[None, :], state)
@@ -57,9 +55,11 @@ def primed_state(model, primer_ids):
 
 
 def _reset(state, first, primed):
-    start = tf.cast(first, tf.float32)[:, None]
-    return [[h * (1.0 - start) + ph * start, c * (1.0 - start) + pc * start]
-            for (h, c), (ph, pc) in zip(state, primed)]
+    """`state` with the rows where `first` is true replaced by `primed` (batch 1, broadcast)."""
+    def pick(s, p):
+        return tf.where(tf.reshape(first, [-1] + [1] * (s.shape.rank - 1)), p, s)
+
+    return tf.nest.map_structure(pick, state, primed)
 
 
 def _unroll(model, observations, step_type, state, primed, training=False):

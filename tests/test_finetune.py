@@ -62,9 +62,10 @@ def test_rl_raises_the_rewarded_character(tmp_path, agent, iterations, lr):
     assert last > first + 0.2, (first, last)  # from ~1/11 by chance to well above
 
 
-def test_every_collection_starts_new_tunes_from_the_primed_state(tmp_path):
-    """Tunes left unfinished when a collection stops are not continued by the next one: a continued row would
-    be stepped from a fresh, unprimed state (the policy writing with no memory of the tune's start)."""
+def test_each_row_of_a_collection_is_one_whole_tune(tmp_path):
+    """Every environment writes exactly one tune per collection, from its FIRST step, then padding that the
+    losses mask out. (Stopping at the first N ended episodes would keep the short tunes and cut the long ones,
+    and a tune continued in the next collection would be stepped from an unprimed state.)"""
     from rlmusic.rundir import load_model
 
     model, vocab, _ = load_model(make_toy_run(tmp_path / "pre"))
@@ -75,13 +76,19 @@ def test_every_collection_starts_new_tunes_from_the_primed_state(tmp_path):
     rollouts.attach(agent)
     for _ in range(3):
         exp, finished = rollouts.collect()
-        assert (exp.step_type.numpy()[:, 0] == 0).all()  # every row begins with a FIRST step
-        # the tunes ended are reported with their scores, each a whole tune from the primer on
-        assert len(finished) >= cfg.tunes_per_iteration
-        assert all(info["tune"].startswith("X:1") and "toy_rewards:share_of_a" in info["rewards"]
-                   for info in finished)
-        ended = int((exp.next_step_type.numpy() == 2).sum())  # LAST steps in the batch: one per tune ended
-        assert ended == len(finished)
+        step_type, next_type = exp.step_type.numpy(), exp.next_step_type.numpy()
+        assert (step_type[:, 0] == 0).all()  # every row begins with a FIRST step
+        assert ((next_type == 2).sum(axis=1) == 1).all()  # ... and holds exactly one tune's end
+        assert (step_type[:, -1] == 2).all()  # the last column is padding (PPO only bootstraps from it)
+        boundary = exp.is_boundary().numpy()
+        for row in range(len(step_type)):
+            end = int(np.argmax(next_type[row] == 2))
+            assert not boundary[row, :end + 1].any() and boundary[row, end + 1:].all()
+            assert (exp.reward.numpy()[row, end + 1:] == 0).all()
+            # the tune reported for the row is the one written in it
+            chars = "".join(vocab.chars[a] for a in exp.action.numpy()[row, :end + 1])
+            assert finished[row]["tune"] == ("X:1\n" + chars).rstrip("\n")
+        assert len(finished) == cfg.tunes_per_iteration
 
 
 def test_ptx_loss_pulls_the_policy_toward_real_tunes(tmp_path):
