@@ -69,7 +69,10 @@ class WindowAttention(tf.keras.layers.Layer):
         context = tf.matmul(weights, heads(v))  # [B, H, T, D]
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, steps, self.width])
         y = x + tf.einsum("btw,wu->btu", context, tf.cast(self.wo, dtype))
-        return y, [k[:, -n:], v[:, -n:], ok[:, -n:]]
+        # The window keeps its static shape, as loops that carry the state (sampling, the RL policy) require.
+        new_state = [tf.ensure_shape(k[:, -n:], past_k.shape), tf.ensure_shape(v[:, -n:], past_v.shape),
+                     tf.ensure_shape(ok[:, -n:], filled.shape)]
+        return y, new_state
 
     def get_config(self):
         return {**super().get_config(), "window": self.window}

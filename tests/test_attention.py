@@ -81,3 +81,24 @@ def test_the_window_matters():
     model.attention.wo.assign(tf.zeros_like(model.attention.wo))
     without, _ = model(tokens)
     assert not np.allclose(with_attention.numpy(), without.numpy(), atol=1e-4)
+
+
+def test_an_attention_model_pretrains_samples_and_finetunes(tmp_path, capsys):
+    """The state carries the window, so sample, the environment and finetune take an attention model as is."""
+    from conftest import DATA, TINY, cli, set_args
+
+    pre = tmp_path / "pre"
+    code, _, err = cli("pretrain", "--data", DATA, "--out", pre, *set_args(TINY + ["model.attention_window=8"]),
+                       capsys=capsys)
+    assert code == 0, err
+    saved = json.loads((pre / "metrics.jsonl").read_text().splitlines()[-1])
+    assert saved["val_bits_per_char"] > 0
+    code, stdout, err = cli("sample", "--checkpoint", pre, "--num", 3, "--max-length", 50, "--primer",
+                            "X:1\nK:D\n", capsys=capsys)
+    assert code == 0 and stdout.count("K:D") == 3, err
+    ft = tmp_path / "ft"
+    code, _, err = cli("finetune", "--checkpoint", pre, "--config", "tiny", "--out", ft, capsys=capsys)
+    assert code == 0, err
+    assert "attention_window: 8" in (ft / "config.yaml").read_text()
+    code, stdout, err = cli("sample", "--checkpoint", ft, "--num", 2, "--max-length", 40, capsys=capsys)
+    assert code == 0 and stdout.count("X:1") == 2, err
