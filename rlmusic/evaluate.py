@@ -17,6 +17,9 @@ scanner's melody notes (ties merged, chords as their top note) in the key and mo
     autocorrelation_lag1..3     mean over tunes of the pitch autocorrelation at lags 1-3 (signed, in [-1, 1])
     pitch_class_entropy         mean over tunes of the log2 entropy of the 12-bin pitch-class histogram (MusPy)
     scale_consistency           mean over tunes of the best major/minor scale's in-scale share (MusPy)
+    two_strain_tunes            share of tunes with at least two strains (rlmusic/structure.py)
+    second_strain_answers       of those, the share whose second strain answers the first (same cadence, or a
+                                quarter of its bar figures taken from the first)
     kl_to_reference             with --reference: KL(model || reference) in nats/char on the sampled tunes
     nll_bits_per_char           with --data and a model: the model's NLL on real tunes, bits/char
 """
@@ -33,11 +36,12 @@ import numpy as np
 from rlmusic.abc import Scan, scan
 from rlmusic.rewards import theory
 from rlmusic.rewards import syntax
+from rlmusic.structure import second_strain_answers
 
 METRIC_KEYS = ("valid_rate", "notes_not_in_key", "notes_excessively_repeated", "starts_with_tonic",
                "ends_with_tonic", "leaps_resolved", "unique_max_note", "unique_min_note", "notes_in_repeated_motif",
                "autocorrelation_lag1", "autocorrelation_lag2", "autocorrelation_lag3", "pitch_class_entropy",
-               "scale_consistency")
+               "scale_consistency", "two_strain_tunes", "second_strain_answers")
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 
@@ -97,6 +101,7 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
         repeated_bars = {b for b, mo in motifs.items() if counts[mo] > 1}
         in_motif += sum(1 for n in s.melody() if n.bar in repeated_bars)
     with_notes = [(s, m) for s, m in zip(scans, melodies) if m]
+    answers = [a for a in (second_strain_answers(t, s) for t, s in zip(tunes, scans)) if a is not None]
     out = {
         "valid_rate": _ratio(sum(valid), len(tunes)),
         "notes_not_in_key": _ratio(not_in_key, total),
@@ -110,6 +115,8 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
         **{f"autocorrelation_lag{k}": _mean(theory.autocorrelation(m, k) for m in melodies) for k in (1, 2, 3)},
         "pitch_class_entropy": _mean(pitch_class_entropy(m) for m in melodies),
         "scale_consistency": _mean(scale_consistency(m) for m in melodies),
+        "two_strain_tunes": _ratio(len(answers), len(tunes)),
+        "second_strain_answers": _ratio(sum(answers), len(answers)),
         "valid_check": check,
         "tunes": len(tunes),
         "mean_notes": total / len(tunes) if tunes else 0.0,
