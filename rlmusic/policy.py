@@ -63,18 +63,29 @@ def _reset(state, first, primed):
 
 
 def _unroll(model, observations, step_type, state, primed, training=False):
-    """Step through [B, T], the state set to `primed` at every FIRST step (episodes may start mid-sequence)."""
-    steps = tf.shape(observations)[1]
+    """Run [B, T] through the model, the state set to `primed` at every FIRST step.
+
+    When episodes start only in the first column (how rlmusic.finetune collects: one tune per row, then
+    padding), that is one whole-sequence call, which runs the fused LSTM kernel and its fast backward pass;
+    otherwise (episodes starting mid-sequence) it steps through time, resetting rows where they start."""
     first = tf.equal(step_type, ts.StepType.FIRST)
-    out = tf.TensorArray(tf.float32, size=steps)
 
-    def body(t, state, out):
-        state = _reset(state, first[:, t], primed)
-        logits, state = model(observations[:, t:t + 1], state, training=training)
-        return t + 1, state, out.write(t, logits[:, 0])
+    def whole():
+        return model(observations, _reset(state, first[:, 0], primed), training=training)
 
-    _, state, out = tf.while_loop(lambda t, *_: t < steps, body, [tf.constant(0), state, out])
-    return tf.transpose(out.stack(), [1, 0, 2]), state
+    def stepwise():
+        steps = tf.shape(observations)[1]
+        out = tf.TensorArray(tf.float32, size=steps)
+
+        def body(t, state, out):
+            state = _reset(state, first[:, t], primed)
+            logits, state = model(observations[:, t:t + 1], state, training=training)
+            return t + 1, state, out.write(t, logits[:, 0])
+
+        _, last, out = tf.while_loop(lambda t, *_: t < steps, body, [tf.constant(0), state, out])
+        return tf.transpose(out.stack(), [1, 0, 2]), last
+
+    return tf.cond(tf.reduce_any(first[:, 1:]), stepwise, whole)
 
 
 def sequence_log_probs(model, observations, actions, step_type, primer_ids=()):
