@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 REQUIRED_HEADERS = ("X", "T", "M", "K")
-_ERROR_LINE = re.compile(r"^Error in line-char (\d+)-(\d+) : (.*)$")
+_LINE_REF = re.compile(r"^(Error|Warning) in line-char (\d+)-\d+ : (.*)$")
 _SET_ASIDE = re.compile(r"^(R:|I:|%%)")
 
 
@@ -41,10 +41,34 @@ def header_problems(tune: str) -> list[str]:
 
 
 def abc2midi_errors(tunes: list[str], timeout: float = 600.0) -> list[list[str]]:
-    """abc2midi's `Error` lines for each tune (empty lists where there are none). Needs abc2midi on PATH."""
+    """abc2midi's `Error` lines for each tune (empty lists where there are none). Needs abc2midi on PATH.
+
+    abc2midi (Debian's 4.x) can abort part-way through a long file ("*** buffer overflow detected ***"), after
+    reading tunes that each pass alone; its stdout then ends early and every later tune would look valid. So a
+    run that does not exit cleanly keeps only the tunes whose output is complete (those before the last tune
+    named in it), checks that tune alone, and goes on from the next one."""
     exe = abc2midi_path()
     if exe is None:
         raise RuntimeError("abc2midi is not installed")
+    errors: list[list[str]] = [[] for _ in tunes]
+    start = 0
+    while start < len(tunes):
+        found, crashed_at = _run_abc2midi(exe, tunes[start:], timeout)
+        if crashed_at is None:
+            for i, errs in enumerate(found):
+                errors[start + i] = errs
+            break
+        for i in range(crashed_at):
+            errors[start + i] = found[i]
+        alone, crashed = _run_abc2midi(exe, [tunes[start + crashed_at]], timeout)
+        errors[start + crashed_at] = ["abc2midi crashed reading this tune"] if crashed is not None else alone[0]
+        start += crashed_at + 1
+    return errors
+
+
+def _run_abc2midi(exe: str, tunes: list[str], timeout: float) -> tuple[list[list[str]], int | None]:
+    """(errors per tune, None) from one abc2midi run over `tunes`; if it did not exit cleanly, the index of the
+    last tune its output names (0 if none) in place of None: that tune's and later tunes' errors are unknown."""
     starts, lines = [], []
     for i, tune in enumerate(tunes):
         body = [ln for ln in tune.strip("\n").split("\n") if ln.strip() and not _SET_ASIDE.match(ln)]
@@ -53,20 +77,21 @@ def abc2midi_errors(tunes: list[str], timeout: float = 600.0) -> list[list[str]]
         starts.append(len(lines) + 1)  # 1-based line number of this tune's X: line
         lines += [f"X:{i + 1}", *body, ""]
     errors: list[list[str]] = [[] for _ in tunes]
-    if not tunes:
-        return errors
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "check.abc"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        out = subprocess.run([exe, str(path), "-c"], capture_output=True, text=True, errors="replace",
-                             timeout=timeout, cwd=tmp).stdout
-    for line in out.splitlines():
-        m = _ERROR_LINE.match(line)
-        if m:
-            idx = bisect.bisect_right(starts, int(m.group(1))) - 1
-            if 0 <= idx < len(tunes):
-                errors[idx].append(m.group(3))
-    return errors
+        run = subprocess.run([exe, str(path), "-c"], capture_output=True, text=True, errors="replace",
+                             timeout=timeout, cwd=tmp)
+    last = 0
+    for line in run.stdout.splitlines():
+        m = _LINE_REF.match(line)
+        if not m:
+            continue
+        idx = bisect.bisect_right(starts, int(m.group(2))) - 1
+        last = max(last, idx)
+        if m.group(1) == "Error" and 0 <= idx < len(tunes):
+            errors[idx].append(m.group(3))
+    return errors, (None if run.returncode == 0 else last)
 
 
 def check_tunes(tunes: list[str]) -> list[list[str]]:
