@@ -14,8 +14,9 @@ from rlmusic.vocab import Vocab
 
 DEFAULT_VOCAB_FILE = Path(__file__).with_name("default_vocab.json")
 # The default reward preset: a tune that reads as valid ABC and follows the RL Tuner's strongest rules.
-DEFAULT_REWARDS = {"valid": 1.0, "enough_bars": 1.0, "bar_durations": 1.0, "in_key": 1.0,
-                   "no_excessive_repeats": 1.0, "tonic_start_end": 0.5, "repeated_motif": 0.5}
+DEFAULT_REWARDS = {"valid": 1.0, "abc2midi": 1.0, "enough_bars": 1.0, "bar_durations": 1.0, "balanced": 0.5,
+                   "in_key": 1.0, "no_excessive_repeats": 1.0, "tonic_start_end": 0.5, "repeated_motif": 0.5,
+                   "leaps_resolved": 0.25}
 
 
 def default_vocab() -> Vocab:
@@ -40,7 +41,8 @@ class AbcCompositionEnv(gym.Env):
     step's reward (a reward that does not apply to the tune, returning None, adds 0). With `gate` (default
     "valid"), the other rewards count only in proportion to the gates' scores: an invalid tune earns nothing for
     being in key, so the policy cannot trade validity for easy music-theory points; "valid,enough_bars" also
-    stops it from shrinking tunes to fragments that score well on per-tune shares. `info["tune"]` holds the text and
+    stops it from shrinking tunes to fragments that score well on per-tune shares. A gate that returns None for a
+    tune (`abc2midi` where abc2midi is not installed) does not apply to it. `info["tune"]` holds the text and
     `info["rewards"]` each plugin's score.
 
     ## Episode End
@@ -119,7 +121,8 @@ class AbcCompositionEnv(gym.Env):
         """The weighted sum of one tune's scores, the non-gate ones scaled by the product of the gates' scores."""
         gate = 1.0
         for g in self.gates:
-            gate *= scores[g] or 0.0
+            if scores[g] is not None:  # None: the gate does not apply (abc2midi not installed) and lets it pass
+                gate *= scores[g]
         return sum(self.rewards[n] * v * (1.0 if n in self.gates else gate)
                    for n, v in scores.items() if v is not None)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlmusic import config as config_lib
+from rlmusic import config as config_lib, validity
 from rlmusic._tf import quiet_import, tf
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.envs.composition import DEFAULT_REWARDS, AbcCompositionEnv
@@ -40,15 +40,15 @@ from tf_agents.utils import common  # noqa: E402
 class FinetuneConfig:
     rewards: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARDS))
     """Reward name (built-in, entry point or module:function) -> weight."""
-    gate: str = "valid,enough_bars"
+    gate: str = "valid,abc2midi,enough_bars,no_excessive_repeats"
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); see
     AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
     beta: float = 0.1
     """Weight of the KL penalty to the pretrained model, per character (the start value with `kl_target`)."""
-    kl_target: float = 0.0
+    kl_target: float = 0.1
     """Adaptive KL control (Ziegler et al. 2019): if > 0, beta is adjusted after every iteration to hold the KL to
     the pretrained model near this many nats per character. 0: beta stays fixed."""
-    ptx_coef: float = 0.0
+    ptx_coef: float = 0.1
     """Weight of the supervised loss on real tunes (PPO-ptx, InstructGPT): the agent's loss gets ptx_coef x the
     cross-entropy of a batch of windows from real tunes, a fresh batch each iteration. 0: off."""
     ptx_data: list[str] = field(default_factory=list)
@@ -66,7 +66,7 @@ class FinetuneConfig:
     overrates the character that ends a tune: tunes shrank (measured: 255 -> 100 chars in 13 iterations)."""
     agent: str = "ppo"
     """"ppo" (tf-agents PPOClipAgent) or "reinforce" (ReinforceAgent with a value baseline)."""
-    iterations: int = 100
+    iterations: int = 120
     """Collect-and-update iterations in total (a re-run with a higher value continues)."""
     tunes_per_iteration: int = 16
     """Tunes collected per iteration (one environment each, stepped as a batch)."""
@@ -74,7 +74,7 @@ class FinetuneConfig:
     """Characters per tune (after the primer) before the episode is truncated."""
     primer: str = DEFAULT_PRIMER
     """Every tune starts with this text (a header asks for a key or meter); must end with a newline."""
-    learning_rate: float = 1e-4
+    learning_rate: float = 2e-4
     """Adam learning rate of the policy and value networks."""
     num_epochs: int = 4
     """PPO: passes over each batch of tunes."""
@@ -266,6 +266,9 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
 
     for name in cfg.rewards:
         get(name)  # an unknown name fails before any work
+    if "abc2midi" in [*cfg.rewards, *cfg.gate.split(",")] and validity.abc2midi_path() is None:
+        log("note: abc2midi is not installed (Debian package abcmidi): the abc2midi reward scores nothing and "
+            "does not gate")
     policy_model, vocab, pre_cfg = load_model(checkpoint)
     prior_model, _, _ = load_model(checkpoint)  # frozen: never given to an optimizer
     cfg.model = config_lib.from_dict(ModelConfig, pre_cfg.get("model") or {}, prefix="model.")

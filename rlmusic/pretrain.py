@@ -37,7 +37,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 6000
+    steps: int = 1500
     """Optimizer steps in total (a re-run with a higher value continues training)."""
     batch_size: int = 64
     """Windows per batch."""
@@ -53,7 +53,7 @@ class TrainConfig:
     """Global gradient-norm clipping (0 = off)."""
     log_every: int = 50
     """Steps between rows in metrics.jsonl and TensorBoard."""
-    eval_every: int = 500
+    eval_every: int = 250
     """Steps between validation passes (and checkpoints). The last step is always evaluated."""
     eval_chars: int = 200_000
     """Validation characters per pass (the first ones of the held-out stream; 0 = all)."""

@@ -65,3 +65,17 @@ def test_every_finetune_preset_loads_and_names_real_rewards():
         cfg = config.load(FinetuneConfig, p)
         for name in cfg.rewards:
             get(name)
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_the_default_preset_is_the_dataclass_default(command):
+    """Other presets are read over the dataclass defaults, so those must be the default preset (the one the
+    README measures): a preset then differs from it only where it says so."""
+    from pathlib import Path
+
+    from rlmusic.finetune import FinetuneConfig
+    from rlmusic.pretrain import PretrainConfig
+
+    cls = {"pretrain": PretrainConfig, "finetune": FinetuneConfig}[command]
+    preset = Path(__file__).resolve().parents[1] / "configs" / command / "default.yaml"
+    assert config.to_dict(config.load(cls, preset)) == config.to_dict(cls())

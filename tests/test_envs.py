@@ -72,6 +72,9 @@ def test_gate_scales_the_other_rewards_by_validity():
     assert added.total({"in_key": 0.5, "valid": 1.0}) == 0.5
     two = AbcCompositionEnv(rewards={"in_key": 2.0, "valid": 1.0}, gate="valid,enough_bars")
     assert two.total({"in_key": 1.0, "valid": 1.0, "enough_bars": 0.25}) == 1.0 + 2.0 * 0.25  # a 2-bar fragment
+    tool = AbcCompositionEnv(rewards={"in_key": 1.0}, gate="valid,abc2midi")
+    assert tool.total({"in_key": 1.0, "valid": 1.0, "abc2midi": 0.5}) == 0.5  # abc2midi found errors
+    assert tool.total({"in_key": 1.0, "valid": 1.0, "abc2midi": None}) == 1.0  # abc2midi not installed: no gate
 
 
 def test_vector_env():

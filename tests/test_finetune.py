@@ -51,7 +51,7 @@ def make_toy_run(path, seed=0):
 @pytest.mark.parametrize("agent,iterations,lr", [("ppo", 12, 3e-3), ("reinforce", 25, 1e-2)])
 def test_rl_raises_the_rewarded_character(tmp_path, agent, iterations, lr):
     pre = make_toy_run(tmp_path / "pre")
-    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", beta=0.0, agent=agent,
+    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", beta=0.0, ptx_coef=0.0, agent=agent,
                          iterations=iterations,
                          tunes_per_iteration=16, max_length=16, learning_rate=lr, num_epochs=4,
                          checkpoint_every=100)
@@ -123,7 +123,8 @@ def test_kl_penalty_holds_the_policy_near_the_prior(tmp_path):
     pre = make_toy_run(tmp_path / "pre")
     kls = {}
     for beta in (0.0, 1.0):
-        cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", beta=beta, iterations=10,
+        cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", beta=beta, kl_target=0.0,
+                             ptx_coef=0.0, iterations=10,
                              tunes_per_iteration=16, max_length=16, learning_rate=3e-3, checkpoint_every=100)
         out = run_finetune(cfg, pre, tmp_path / f"ft{beta}", log=lambda m: None)
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -164,6 +165,6 @@ def test_out_with_another_vocabulary_is_refused(tiny_run, tmp_path, capsys):
     other = make_toy_run(tmp_path / "toy")
     out = tmp_path / "ft"
     cli("finetune", "--checkpoint", other, "--config", "tiny", "--out", out, "--set", "iterations=1",
-        "--set", "rewards={toy_rewards:share_of_a: 1.0}")
+        "--set", "rewards={toy_rewards:share_of_a: 1.0}", "--set", "ptx_coef=0")
     code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, capsys=capsys)
     assert code == 2 and "holds a run with another vocabulary" in err
