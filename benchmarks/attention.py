@@ -6,12 +6,15 @@ until it has used `--minutes` of its own step time. Taking turns means both see 
 comparison holds on a busy machine too (the absolute chars/s do not). The learning rate is constant after the
 warm-up (no schedule tied to a step count that the two would reach at different times).
 
+With `--init RUN` both start from a pretrained plain model instead (the attention model gets its weights, and
+its attention starts as a no-op): what attention adds on top of a trained LSTM, for the same extra training time.
+
 Then for each model: validation bits/char on the held-out tunes, `--num` sampled tunes (T=1.0) checked for
 validity (abc2midi when installed, else the scanner) and for structure: the share of tunes with two strains and
 the share of those whose second strain answers the first (rlmusic/structure.py); the same structure figures for
 held-out corpus tunes.
 
-    python benchmarks/attention.py [--minutes 10] [--window 64] [--num 200] [--json results.json]
+    python benchmarks/attention.py [--minutes 10] [--window 128] [--num 200] [--init runs/default] [--json out.json]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from rlmusic.corpus import split_train_val  # noqa: E402
 from rlmusic.evaluate import tune_metrics  # noqa: E402
 from rlmusic.model import ModelConfig, build_model, count_params  # noqa: E402
 from rlmusic.pretrain import PretrainConfig, TrainConfig, Trainer, eval_windows, prepare_data, windows_dataset  # noqa: E402,E501
+from rlmusic.rundir import load_model  # noqa: E402
 from rlmusic.runlog import progress  # noqa: E402
 from rlmusic.sample import Sampler  # noqa: E402
 
@@ -36,7 +40,9 @@ from rlmusic.sample import Sampler  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="training time per model")
-    ap.add_argument("--window", type=int, default=64, help="attention window (characters)")
+    ap.add_argument("--window", type=int, default=128, help="attention window (characters)")
+    ap.add_argument("--init", help="start both models from this pretrained run (a plain LSTM of the default size)")
+    ap.add_argument("--lr", type=float, default=3e-3, help="learning rate (constant after the warm-up)")
     ap.add_argument("--num", type=int, default=200, help="sampled tunes per model")
     ap.add_argument("--eval-chars", type=int, default=200_000)
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -45,12 +51,23 @@ def main() -> None:
     cfg = PretrainConfig()
     corpus, vocab, train_ids, val_ids, _ = prepare_data(cfg, log=lambda m: print(m, file=sys.stderr))
     _, val_tunes = split_train_val(corpus.tunes, cfg.data.val_fraction, cfg.data.seed)
-    tcfg = TrainConfig(min_lr_fraction=1.0, steps=10**9)  # constant after warm-up
+    tcfg = TrainConfig(min_lr_fraction=1.0, steps=10**9, learning_rate=args.lr)  # constant after warm-up
+    init = None
+    if args.init:
+        init, init_vocab, _ = load_model(args.init)
+        if init_vocab != vocab:
+            sys.exit(f"error: --init {args.init}: its vocabulary is not the embedded corpus' ({init_vocab.diff(vocab)})")
     arms = {"LSTM": ModelConfig(), f"LSTM + attention ({args.window})": ModelConfig(attention_window=args.window)}
     runs = {}
     for name, mcfg in arms.items():
         tf.keras.utils.set_random_seed(0)
-        trainer = Trainer(build_model(len(vocab), mcfg), tcfg)
+        model = build_model(len(vocab), mcfg)
+        if init is not None:
+            for layer in ("embedding", "lstms", "head"):
+                for mine, theirs in zip(tf.nest.flatten(getattr(model, layer)), tf.nest.flatten(getattr(init, layer))):
+                    for a, b in zip(mine.weights, theirs.weights):
+                        a.assign(b)
+        trainer = Trainer(model, tcfg)
         batches = iter(windows_dataset(train_ids, tcfg.batch_size, tcfg.seq_length, tcfg.seed, 0))
         trainer.train_step(*next(batches))  # compiles; not timed
         runs[name] = {"trainer": trainer, "batches": batches, "seconds": 0.0, "steps": 1}
@@ -93,7 +110,9 @@ def main() -> None:
     def cell(v, fmt):
         return "" if v is None else format(v, fmt)
 
-    print(f"equal training time: {args.minutes:g} min per model; {args.num} sampled tunes each (T=1.0)")
+    start = f"from {args.init}" if args.init else "from scratch"
+    print(f"equal training time {start}: {args.minutes:g} min per model at lr {args.lr:g}; "
+          f"{args.num} sampled tunes each (T=1.0)")
     print("| model | params | steps | chars/s | val bits/char | valid | two strains | B answers A | notes/tune |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():

@@ -35,7 +35,6 @@ import numpy as np
 
 from rlmusic.abc import Scan, scan
 from rlmusic.rewards import theory
-from rlmusic.rewards import syntax
 from rlmusic.structure import second_strain_answers
 
 METRIC_KEYS = ("valid_rate", "notes_not_in_key", "notes_excessively_repeated", "starts_with_tonic",
@@ -82,12 +81,8 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
     scans: list[Scan] = [scan(t) for t in tunes]
     melodies = [[n.pitch for n in s.melody()] for s in scans]
     total = sum(len(m) for m in melodies)
-    if use_abc2midi and validity.abc2midi_path():
-        valid = [not p for p in validity.check_tunes(tunes)]
-        check = "abc2midi"
-    else:
-        valid = [v == 1.0 for v in syntax.valid(tunes, scans=scans)]
-        check = "scanner"
+    valid = [not p for p in validity.check_tunes(tunes, use_abc2midi)]
+    check = validity.checker(use_abc2midi)
     not_in_key = sum(len(f) - sum(f) for f in (theory.in_key_flags(s) for s in scans))
     repeated = sum(sum(theory.repeated_flags(m)) for m in melodies)
     leaps = resolved = 0

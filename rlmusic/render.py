@@ -89,12 +89,10 @@ def write_svgs(items: list[tuple[str, Path]]) -> None:
 
 
 def _validity(tunes) -> list[list[str]]:
-    """Problems per tune: abc2midi's check when installed, else the header check alone."""
+    """Problems per tune: the headers, and abc2midi's check when installed, else the scanner's (as `evaluate`)."""
     from rlmusic import validity
 
-    if validity.abc2midi_path():
-        return validity.check_tunes([t.text for t in tunes])
-    return [validity.header_problems(t.text) for t in tunes]
+    return validity.check_tunes([t.text for t in tunes])
 
 
 def write_outputs(tunes, out: Path, formats: list[str], log=print) -> str:

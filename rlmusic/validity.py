@@ -94,12 +94,24 @@ def _run_abc2midi(exe: str, tunes: list[str], timeout: float) -> tuple[list[list
     return errors, (None if run.returncode == 0 else last)
 
 
-def check_tunes(tunes: list[str]) -> list[list[str]]:
-    """Every problem of every tune: missing headers, then abc2midi's errors. An empty list means valid."""
+def check_tunes(tunes: list[str], use_abc2midi: bool = True) -> list[list[str]]:
+    """Every problem of every tune: missing headers, then abc2midi's errors, or where abc2midi is not installed
+    (or not wanted) the scanner's problems, which is the `valid` reward's test. An empty list means valid."""
     problems = [header_problems(t) for t in tunes]
-    for p, errs in zip(problems, abc2midi_errors(tunes)):
+    if use_abc2midi and abc2midi_path():
+        found = abc2midi_errors(tunes)
+    else:
+        from rlmusic.abc import scan
+
+        found = [scan(t).problems for t in tunes]
+    for p, errs in zip(problems, found):
         p.extend(errs)
     return problems
+
+
+def checker(use_abc2midi: bool = True) -> str:
+    """Which check `check_tunes` runs: "abc2midi" or "scanner"."""
+    return "abc2midi" if use_abc2midi and abc2midi_path() else "scanner"
 
 
 def valid_rate(tunes: list[str]) -> float:
