@@ -168,3 +168,16 @@ def test_out_with_another_vocabulary_is_refused(tiny_run, tmp_path, capsys):
         "--set", "rewards={toy_rewards:share_of_a: 1.0}", "--set", "ptx_coef=0")
     code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, capsys=capsys)
     assert code == 2 and "holds a run with another vocabulary" in err
+
+
+def test_wandb_offline_run_has_a_table_of_tunes(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "ft"
+    assert cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, "--wandb")[0] == 0
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    tables = sorted(runs[0].glob("files/media/table/tunes_*.table.json"))
+    assert len(tables) == 2  # one per checkpoint iteration of the tiny preset (2 and 3)
+    table = json.loads(tables[0].read_text())
+    assert table["columns"][:3] == ["step", "tune", "reward"] and "valid" in table["columns"]
+    assert len(table["data"]) == 4 and all(row[1].startswith("X:1") for row in table["data"])
