@@ -31,7 +31,8 @@ from rlmusic._tf import tf  # noqa: E402
 from rlmusic.corpus import split_train_val  # noqa: E402
 from rlmusic.evaluate import tune_metrics  # noqa: E402
 from rlmusic.model import ModelConfig, build_model, count_params  # noqa: E402
-from rlmusic.pretrain import PretrainConfig, TrainConfig, Trainer, eval_windows, prepare_data, windows_dataset  # noqa: E402,E501
+from rlmusic.pretrain import (PretrainConfig, TrainConfig, Trainer, eval_windows, prepare_data,  # noqa: E402
+                              windows_dataset)
 from rlmusic.rundir import load_model  # noqa: E402
 from rlmusic.runlog import progress  # noqa: E402
 from rlmusic.sample import Sampler  # noqa: E402
@@ -56,7 +57,7 @@ def main() -> None:
     if args.init:
         init, init_vocab, _ = load_model(args.init)
         if init_vocab != vocab:
-            sys.exit(f"error: --init {args.init}: its vocabulary is not the embedded corpus' ({init_vocab.diff(vocab)})")
+            sys.exit(f"error: --init {args.init}: not the embedded corpus' vocabulary ({init_vocab.diff(vocab)})")
     arms = {"LSTM": ModelConfig(), f"LSTM + attention ({args.window})": ModelConfig(attention_window=args.window)}
     runs = {}
     for name, mcfg in arms.items():

@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pretrain", help="train the character LSTM on ABC tunes")
-    p.add_argument("--config", help="YAML config file, or a preset name from configs/pretrain/ (tiny, quick, attention...); default: the default preset")
+    p.add_argument("--config", help="YAML config file, or a preset name from configs/pretrain/ (tiny, quick, "
+                   "attention, mit_lab); default: the default preset")
     p.add_argument("--data", nargs="+", help="ABC files, folders, globs or music21 collections (default: the "
                                              "collections bundled with music21)")
     p.add_argument("--out", default="runs/pretrain", help="run directory (re-running with it resumes)")
@@ -169,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("finetune", help="fine-tune a pretrained run with RL on reward plugins (KL-controlled)")
     p.add_argument("--checkpoint", required=True, help="the pretrained run directory")
-    p.add_argument("--config", help="YAML config file, or a preset name from configs/finetune/ (tiny, quick, sequence_tutor...); default: the default preset")
+    p.add_argument("--config", help="YAML config file, or a preset name from configs/finetune/ (tiny, quick, "
+                   "sequence_tutor); default: the default preset")
     p.add_argument("--out", default="runs/finetune", help="run directory (re-running with it resumes)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config field (repeatable)")
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (honours WANDB_MODE=offline)")

@@ -164,8 +164,8 @@ class Rollouts:
             return tf.logical_not(all_padding)
 
         _, _, _, _, arrays, _ = tf.while_loop(
-            cond, body, [tf.constant(0), self.env.reset(), self.policy.get_initial_state(batch), tf.zeros([batch], tf.bool),
-             arrays, tf.constant(False)])
+            cond, body, [tf.constant(0), self.env.reset(), self.policy.get_initial_state(batch),
+                         tf.zeros([batch], tf.bool), arrays, tf.constant(False)])
         return tf.nest.map_structure(lambda a: _batch_major(a.stack()), arrays)
 
     def collect(self):

@@ -2,8 +2,9 @@
 
 `CharPolicyNetwork` wraps a `CharLSTM` (the very same layer objects: fine-tuning updates the pretrained weights,
 nothing is copied by hand) as a tf-agents `Network` that returns a categorical distribution over the next
-character. Its state is the model's (the LSTM's (h, c) per layer, and the attention window if the model has one); where a step starts a new episode the state is zeroed,
-also in the middle of a training sequence, so tunes collected back to back never leak into each other.
+character. Its state is the model's (the LSTM's (h, c) per layer, and the attention window if the model has
+one); where a step starts a new episode the state is set to the primed state (the model's state after the
+primer), also in the middle of a training sequence, so tunes collected back to back never leak into each other.
 """
 
 from __future__ import annotations
