@@ -103,12 +103,12 @@ def cmd_evaluate(args) -> int:
         real = random.Random(args.seed).sample(tunes, min(args.num, len(tunes)))
         columns["corpus"] = evaluate.tune_metrics(real)
         sources["corpus"] = real
-    result: dict = dict(columns.get("corpus", {}))
-    if args.checkpoint:
+    results: dict[str, dict] = {}
+    for checkpoint in args.checkpoint or []:
         from rlmusic.rundir import load_model
         from rlmusic.sample import Sampler
 
-        model, vocab, _ = load_model(args.checkpoint)
+        model, vocab, _ = load_model(checkpoint)
         sampled = [t.text for t in Sampler(model, vocab).generate(
             args.num, max_length=args.max_length, temperature=args.temperature, seed=args.seed)]
         result = evaluate.tune_metrics(sampled)
@@ -123,8 +123,10 @@ def cmd_evaluate(args) -> int:
                 print(f"nll_bits_per_char: {skipped} tunes skipped (characters outside the vocabulary)",
                       file=sys.stderr)
             result["corpus"] = columns["corpus"]
-        name = Path(args.checkpoint).name or "model"
-        columns[name] = result
+        name = Path(checkpoint).name or "model"
+        if name in columns:
+            name = str(checkpoint)
+        columns[name] = results[name] = result
         sources[name] = sampled
     if args.rewards:
         from rlmusic.rewards import scan_all, score
@@ -136,8 +138,14 @@ def cmd_evaluate(args) -> int:
                 values = [v for v in score(name, tunes, scans=scans) if v is not None]
                 columns[col][f"rewards/{name}"] = sum(values) / len(values) if values else None
     print(evaluate.markdown_table(columns))
-    if args.json:
-        evaluate.write_json(Path(args.json), result)
+    if args.json:  # one model: its metrics (the corpus' under "corpus"); several: name -> metrics
+        if not results:
+            payload = columns["corpus"]
+        elif len(results) == 1:
+            payload = next(iter(results.values()))
+        else:
+            payload = results
+        evaluate.write_json(Path(args.json), payload)
     if args.plots:
         evaluate.plot_histograms(sources, Path(args.plots))
     return 0
@@ -194,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("evaluate", help="metrics table of a model's tunes (or of real tunes)")
-    p.add_argument("--checkpoint", help="run directory to sample from")
+    p.add_argument("--checkpoint", nargs="+", help="run directories to sample from (one column each)")
     p.add_argument("--reference", help="run directory of the prior: adds kl_to_reference")
     p.add_argument("--data", nargs="+", help="real tunes (files, folders, globs, music21 collections): a corpus "
                                              "column, and nll_bits_per_char of the model")

@@ -164,7 +164,7 @@ def kl_to_reference(model, reference, vocab, tunes: list[str]) -> float:
 def markdown_table(columns: dict[str, dict]) -> str:
     """Metrics as rows, one column per evaluated source (model or corpus)."""
     extra = sorted({k for c in columns.values() for k in c if k.startswith("rewards/")})
-    keys = [k for k in (*METRIC_KEYS, "kl_to_reference", "nll_bits_per_char", *extra)
+    keys = [k for k in (*METRIC_KEYS, "mean_notes", "kl_to_reference", "nll_bits_per_char", *extra)
             if any(k in c and c[k] is not None for c in columns.values())]
     lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for k in keys:

@@ -56,6 +56,13 @@ def test_kl_to_a_different_model_is_positive(tiny_run, data_dir, tmp_path, capsy
                      "--json", tmp_path / "m.json", capsys=capsys)
     assert code == 0
     assert json.loads((tmp_path / "m.json").read_text())["kl_to_reference"] > 1e-5  # tiny models are near uniform: small but not zero
+    # several checkpoints: one column each (the before/after table), each with its KL to the reference
+    code, stdout, _ = cli("evaluate", "--checkpoint", other, tiny_run, "--reference", other, "--num", 4,
+                          "--max-length", 80, "--json", tmp_path / "both.json", capsys=capsys)
+    both = json.loads((tmp_path / "both.json").read_text())
+    assert code == 0 and "| metric | other | tiny |" in stdout
+    assert both["other"]["kl_to_reference"] == pytest.approx(0.0, abs=1e-6)
+    assert both["tiny"]["kl_to_reference"] > 1e-5
 
 
 def test_corpus_only(data_dir, tmp_path, capsys):
