@@ -107,7 +107,7 @@ def plot_curves(run: RunDir, name: str = "curves.png") -> Path:
         if points:
             axes[-1].plot(*zip(*points), label=key.split("/", 1)[1])
     axes[-1].set(title="rewards (mean score)", xlabel="iteration", ylim=(-0.05, 1.05))
-    axes[-1].legend(fontsize=7)
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
