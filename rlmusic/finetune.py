@@ -129,8 +129,8 @@ class Rollouts:
     padding: boundary steps that the agents mask out of their losses, and one more such step at the end, which
     PPO uses only to bootstrap values. Stopping at a number of ended episodes instead (tf-agents'
     DynamicEpisodeDriver) keeps the tunes that end first: short ones get their reward and long ones are cut off
-    unrewarded, which teaches the policy to stop early (measured: mean tune length fell from 176 to 100
-    characters in 10 iterations)."""
+    unrewarded, which teaches the policy to stop early (measured: mean tune length fell from 176 to 87
+    characters in 19 iterations)."""
 
     def __init__(self, cfg: FinetuneConfig, vocab, policy_model):
         self.cfg = cfg
