@@ -5,7 +5,9 @@ The mapping is small but exact: `terminated` -> `ts.termination` (discount 0: no
 tune), `truncated` -> `ts.truncation` (discount kept: the tune was cut by the time limit, not finished), else
 `ts.transition`. After an episode ends the next `step` starts a new one, as tf-agents drivers expect.
 The `info` of each episode's last step is kept in `finished` (the caller drains it): a training loop reads the
-tunes and scores the environment produced instead of decoding and scoring them again.
+tunes and scores the environment produced instead of decoding and scoring them again. With `one_episode`, an
+environment whose episode has ended idles (the Gymnasium env is not stepped, nothing is scored: observation 0,
+reward 0) until `finished` is drained, for loops that collect one episode per environment and pad the rest.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from tf_agents.trajectories import time_step as ts  # noqa: E402
 
 
 class GymnasiumPyEnvironment(py_environment.PyEnvironment):
-    def __init__(self, env, discount: float = 1.0):
+    def __init__(self, env, discount: float = 1.0, one_episode: bool = False):
         super().__init__(handle_auto_reset=True)
         self.env = env
         self.discount = np.float32(discount)
+        self.one_episode = one_episode
         n_obs, n_act = int(env.observation_space.n), int(env.action_space.n)
         self._observation_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_obs - 1, name="observation")
         self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_act - 1, name="action")
-        self.last_info: dict = {}
         self.finished: list[dict] = []
 
     def observation_spec(self):
@@ -38,12 +40,13 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
         return self._action_spec
 
     def _reset(self):
-        obs, self.last_info = self.env.reset()
+        obs, _ = self.env.reset()
         return ts.restart(np.int32(obs))
 
     def _step(self, action):
+        if self.one_episode and self.finished:
+            return ts.transition(np.int32(0), np.float32(0.0), self.discount)
         obs, reward, terminated, truncated, info = self.env.step(int(action))
-        self.last_info = info
         if terminated or truncated:
             self.finished.append(info)
         obs, reward = np.int32(obs), np.float32(reward)
@@ -54,10 +57,10 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
         return ts.transition(obs, reward, self.discount)
 
 
-def batched(make_env, n: int) -> batched_py_environment.BatchedPyEnvironment:
+def batched(make_env, n: int, one_episode: bool = False) -> batched_py_environment.BatchedPyEnvironment:
     """`n` copies of `make_env()` stepped together (batch dimension first), for tf-agents drivers."""
-    return batched_py_environment.BatchedPyEnvironment([GymnasiumPyEnvironment(make_env()) for _ in range(n)],
-                                                       multithreading=False)
+    envs = [GymnasiumPyEnvironment(make_env(), one_episode=one_episode) for _ in range(n)]
+    return batched_py_environment.BatchedPyEnvironment(envs, multithreading=False)
 
 
 def drain_finished(env: batched_py_environment.BatchedPyEnvironment) -> list[dict]:

@@ -136,7 +136,9 @@ class Rollouts:
         self.cfg = cfg
         make_env = lambda: AbcCompositionEnv(  # noqa: E731
             vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length, primer=cfg.primer, gate=cfg.gate or None)
-        self.py_env = batched(make_env, cfg.tunes_per_iteration)
+        # one_episode: an environment whose tune has ended idles (its row is padding) instead of writing and
+        # scoring tunes nobody reads
+        self.py_env = batched(make_env, cfg.tunes_per_iteration, one_episode=True)
         self.env = tf_py_environment.TFPyEnvironment(self.py_env)
         self.scorer = self.py_env.envs[0].env
         self.primer_ids = vocab.encode(cfg.primer[:-1], what="primer")  # the last char is the first observation
@@ -178,10 +180,7 @@ class Rollouts:
             if failed:
                 raise failed[0] from None
             raise
-        # Rows whose tune ended early went on stepping (as padding); only each env's first tune is this row's.
-        finished = [e.finished[0] for e in self.py_env.envs]
-        drain_finished(self.py_env)
-        return exp, finished
+        return exp, drain_finished(self.py_env)  # one tune per env, in row order
 
 
 def _pad(traj, rows):

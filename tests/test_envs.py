@@ -121,6 +121,28 @@ def test_tf_agents_adapter_maps_terminated_and_truncated():
     assert step.is_last() and step.discount == np.float32(0.99)  # truncation keeps the discount
 
 
+def test_one_episode_adapter_idles_until_drained():
+    """Once its tune has ended, a one-episode environment is not stepped (nothing written or scored) until the
+    finished tune is drained; then it writes a new one."""
+    from rlmusic.envs.tfa_adapter import GymnasiumPyEnvironment
+
+    env = GymnasiumPyEnvironment(AbcCompositionEnv(rewards={"valid": 1.0}), one_episode=True)
+    vocab = env.env.vocab
+    env.reset()
+    for c in BODY:
+        step = env.step(np.int32(vocab.index[c]))
+    assert step.is_last() and len(env.finished) == 1
+    env.step(np.int32(0))  # auto-reset: FIRST
+    for _ in range(5):
+        step = env.step(np.int32(vocab.index["A"]))
+        assert step.reward == 0.0 and not step.is_last()
+    assert "".join(env.env._chars) == env.env.primer  # the env was reset, then not stepped
+    assert len(env.finished) == 1
+    env.finished.clear()  # drained
+    env.step(np.int32(vocab.index["A"]))
+    assert env.env._chars[-1] == "A"  # stepping again
+
+
 def test_batched_adapter():
     from rlmusic.envs.tfa_adapter import batched
 
