@@ -28,11 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlmusic._tf import tf  # noqa: E402
-from rlmusic.corpus import split_train_val  # noqa: E402
 from rlmusic.evaluate import tune_metrics  # noqa: E402
 from rlmusic.model import ModelConfig, build_model, count_params  # noqa: E402
-from rlmusic.pretrain import (PretrainConfig, TrainConfig, Trainer, eval_windows, prepare_data,  # noqa: E402
-                              windows_dataset)
+from rlmusic.data import tune_sequences, val_batches, windows_dataset  # noqa: E402
+from rlmusic.pretrain import PretrainConfig, TrainConfig, Trainer, prepare_data  # noqa: E402
 from rlmusic.rundir import load_model  # noqa: E402
 from rlmusic.runlog import progress  # noqa: E402
 from rlmusic.sample import Sampler  # noqa: E402
@@ -50,8 +49,8 @@ def main() -> None:
     args = ap.parse_args()
 
     cfg = PretrainConfig()
-    corpus, vocab, train_ids, val_ids, _ = prepare_data(cfg, log=lambda m: print(m, file=sys.stderr))
-    _, val_tunes = split_train_val(corpus.tunes, cfg.data.val_fraction, cfg.data.seed)
+    data = prepare_data(cfg, log=lambda m: print(m, file=sys.stderr))
+    vocab, train_ids, val_tunes = data.vocab, data.train_stream(), data.val
     tcfg = TrainConfig(min_lr_fraction=1.0, steps=10**9, learning_rate=args.lr)  # constant after warm-up
     init = None
     if args.init:
@@ -89,7 +88,7 @@ def main() -> None:
         bar.refresh()
     bar.close()
 
-    vx, vy = eval_windows(val_ids, tcfg.seq_length, args.eval_chars)
+    val = val_batches(tune_sequences(vocab, val_tunes), args.eval_chars)
     results = {}
     corpus_metrics = tune_metrics(val_tunes[: args.num * 2], use_abc2midi=True)
     for name, r in runs.items():
@@ -99,7 +98,7 @@ def main() -> None:
         results[name] = {
             "params": count_params(model), "steps": r["steps"],
             "chars_per_sec": (r["steps"] - 1) * tcfg.batch_size * tcfg.seq_length / r["seconds"],
-            "val_bits_per_char": r["trainer"].val_bits_per_char(vx, vy),
+            "val_bits_per_char": r["trainer"].val_bits_per_char(val),
             "valid_rate": m["valid_rate"], "valid_check": m["valid_check"],
             "two_strain_tunes": m["two_strain_tunes"], "second_strain_answers": m["second_strain_answers"],
             "mean_notes": m["mean_notes"]}

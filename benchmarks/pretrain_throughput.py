@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlmusic._tf import tf  # noqa: E402
 from rlmusic.model import ModelConfig, build_model, flops_per_char  # noqa: E402
-from rlmusic.pretrain import PretrainConfig, Trainer, TrainConfig, prepare_data, windows_dataset  # noqa: E402
+from rlmusic.data import DataConfig, prepare, windows_dataset  # noqa: E402
+from rlmusic.pretrain import Trainer, TrainConfig  # noqa: E402
 
 EMBED, UNITS, BATCH, SEQ, LR = 256, 1024, 8, 100, 5e-3
 
@@ -96,7 +97,8 @@ def main() -> None:
     ap.add_argument("--precision", default="float32", help="ours: float32 or mixed_bfloat16")
     args = ap.parse_args()
 
-    _, vocab, stream, _, _ = prepare_data(PretrainConfig(), log=lambda m: None)
+    data = prepare(DataConfig(valid_only=False), log=lambda m: None)  # the lab trains on every tune
+    vocab, stream = data.vocab, data.train_stream()
     runners = {"MIT lab reference": MitReference(len(vocab), stream), "rlmusic": Ours(len(vocab), stream,
                                                                                        precision=args.precision)}
     for r in runners.values():  # compile and warm up

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlmusic._tf import tf  # noqa: E402
 from rlmusic.model import ModelConfig, build_model  # noqa: E402
-from rlmusic.pretrain import PretrainConfig, prepare_data  # noqa: E402
+from rlmusic.data import DataConfig, prepare  # noqa: E402
 from rlmusic.sample import Sampler  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=300, help="characters generated per tune")
     ap.add_argument("--batch", type=int, default=64, help="tunes generated at once by rlmusic")
     args = ap.parse_args()
-    _, vocab, _, _, _ = prepare_data(PretrainConfig(), log=lambda m: None)
+    vocab = prepare(DataConfig(), log=lambda m: None).vocab
     v = len(vocab)
 
     reference = tf.keras.Sequential([

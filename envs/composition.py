@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.errors import UserError
+from rlmusic.rewards.mix import RewardMix
 from rlmusic.vocab import Vocab
 
 DEFAULT_VOCAB_FILE = Path(__file__).with_name("default_vocab.json")
@@ -52,7 +53,8 @@ class AbcCompositionEnv(gym.Env):
     ## Arguments
     - `vocab`: a `Vocab` or a list of characters (default: the embedded corpus' vocabulary, 109 characters);
     - `rewards`: mapping reward name -> weight (names as `python -m rlmusic rewards` lists them, or
-      `module:function`; default `DEFAULT_REWARDS`);
+      `module:function`; default `DEFAULT_REWARDS`), or a `rlmusic.rewards.mix.RewardMix` (then `gate` is the
+      mix's own) that several environments share;
     - `max_length`: characters per episode before truncation (default 1000);
     - `gate`: reward name(s), comma-separated, whose scores multiply all the others (None: plain weighted sum);
     - `primer`: the text every tune starts with (default `X:1\n`; a header such as `X:1\nT:\nM:6/8\nL:1/8\nK:D\n`
@@ -61,10 +63,9 @@ class AbcCompositionEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, vocab: Vocab | list[str] | None = None, rewards: dict[str, float] | None = None,
+    def __init__(self, vocab: Vocab | list[str] | None = None, rewards: dict[str, float] | RewardMix | None = None,
                  max_length: int = 1000, primer: str = DEFAULT_PRIMER, gate: str | list[str] | None = "valid",
                  render_mode: str | None = None):
-        from rlmusic.rewards import get
 
         self.vocab = default_vocab() if vocab is None else (vocab if isinstance(vocab, Vocab) else Vocab(vocab))
         missing = [c for c in "\nX:K" if c not in self.vocab.index]
@@ -74,14 +75,9 @@ class AbcCompositionEnv(gym.Env):
             raise UserError(f"primer: must end with a newline, got {primer!r}")
         self.vocab.encode(primer, what="primer")
         self.primer = primer
-        self.rewards = dict(DEFAULT_REWARDS if rewards is None else rewards)
-        # Resolved once: unknown names fail here, listing the valid ones; no lookups in the stepping loop.
-        self._reward_fns = {name: get(name) for name in self.rewards}
-        self.gates = [g.strip() for g in gate.split(",") if g.strip()] if isinstance(gate, str) else list(gate or [])
-        for g in self.gates:
-            if g not in self.rewards:
-                self.rewards[g] = 0.0  # scored for the gate, adds nothing by itself
-                self._reward_fns[g] = get(g)
+        # Resolved once (unknown names fail here, listing the valid ones); several envs may share one mix.
+        self.mix = rewards if isinstance(rewards, RewardMix) else RewardMix(
+            DEFAULT_REWARDS if rewards is None else rewards, gates=gate)
         if max_length < 2:
             raise UserError(f"max_length: must be at least 2, got {max_length}")
         self.max_length = max_length
@@ -90,7 +86,6 @@ class AbcCompositionEnv(gym.Env):
         self.observation_space = spaces.Discrete(len(self.vocab))
         self._start = self.vocab.index[primer[-1]]
         self._chars: list[str] = []
-        self.failure: UserError | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -107,32 +102,10 @@ class AbcCompositionEnv(gym.Env):
         reward, info = 0.0, {}
         if terminated or truncated:
             tune = "".join(self._chars).rstrip("\n")
-            try:
-                scores = self.score([tune])[0]
-            except UserError as exc:
-                # Kept for callers that step this env inside TensorFlow, which re-wraps the exception.
-                self.failure = exc
-                raise
-            reward = self.total(scores)
+            scores = self.mix.score([tune])[0]
+            reward = self.mix.total(scores)
             info = {"tune": tune, "rewards": scores}
         return action, float(reward), terminated, truncated, info
-
-    def total(self, scores: dict[str, float | None]) -> float:
-        """The weighted sum of one tune's scores, the non-gate ones scaled by the product of the gates' scores."""
-        gate = 1.0
-        for g in self.gates:
-            if scores[g] is not None:  # None: the gate does not apply (abc2midi not installed) and lets it pass
-                gate *= scores[g]
-        return sum(self.rewards[n] * v * (1.0 if n in self.gates else gate)
-                   for n, v in scores.items() if v is not None)
-
-    def score(self, tunes: list[str]) -> list[dict[str, float | None]]:
-        """Each reward's score of each tune (scans shared between rewards)."""
-        from rlmusic.rewards import scan_all, score
-
-        scans = scan_all(tunes)
-        per_reward = {name: score(fn, tunes, scans=scans) for name, fn in self._reward_fns.items()}
-        return [{name: per_reward[name][i] for name in self.rewards} for i in range(len(tunes))]
 
     def render(self):
         if self.render_mode == "ansi":

@@ -15,8 +15,10 @@ of `(char_offset, credit)` pairs so an environment can place credit where a note
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
+import numbers
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable
@@ -55,7 +57,9 @@ def register(name: str):
     return deco
 
 
+@functools.lru_cache(maxsize=1)
 def _entry_points() -> dict[str, RewardInfo]:
+    """The installed plugins, read once per process (`refresh()` reads them again, after a pip install)."""
     found: dict[str, RewardInfo] = {}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else "?"
@@ -65,9 +69,15 @@ def _entry_points() -> dict[str, RewardInfo]:
         try:
             fn = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others' names
-            raise UserError(f"reward plugin {ep.name!r} ({ep.value}, from {dist}) failed to load: {exc}") from None
+            raise UserError(f"reward plugin {ep.name!r} ({ep.value}, from {dist}) failed to load: "
+                            f"{type(exc).__name__}: {exc}") from exc
         found[ep.name] = RewardInfo(ep.name, fn, f"entry point ({dist})")
     return found
+
+
+def refresh() -> None:
+    """Forget the cached entry points (a plugin was installed or removed in this process)."""
+    _entry_points.cache_clear()
 
 
 def available() -> dict[str, RewardInfo]:
@@ -83,10 +93,15 @@ def get(name: str) -> RewardInfo:
         return rewards[name]
     if ":" in name:
         module_name, _, attr = name.partition(":")
+        if not module_name or not attr or not all(p.isidentifier() for p in (*module_name.split("."), attr)):
+            raise UserError(f"reward {name!r}: expected package.module:function")
         try:
-            fn = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise UserError(f"reward {name}: cannot import ({exc})") from None
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001 - ImportError, SyntaxError, or whatever the module raises
+            raise UserError(f"reward {name}: cannot import {module_name} ({type(exc).__name__}: {exc})") from exc
+        fn = getattr(module, attr, None)
+        if fn is None:
+            raise UserError(f"reward {name}: {module_name} has no {attr}")
         if not callable(fn):
             raise UserError(f"reward {name}: {attr} is not callable")
         return RewardInfo(name, fn, f"path {name}")
@@ -96,21 +111,45 @@ def get(name: str) -> RewardInfo:
 
 def score(reward: str | RewardInfo, tunes: list[str], **context) -> list[float | None]:
     """Call one reward (a name, or a RewardInfo from `get` to skip the lookup in hot loops), checking what it
-    returns. A reward that raises or gives NaN is an error naming it."""
+    returns. A reward that raises, or gives anything but one finite number (or None) per tune, is an error
+    naming it; the plugin's own exception is kept as the cause (`--traceback` shows it)."""
     info = reward if isinstance(reward, RewardInfo) else get(reward)
     name = info.name
     try:
-        values = list(info.fn(tunes, **context))
+        values = info.fn(tunes, **context)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure inside a plugin is reported with the plugin's name
-        raise UserError(f"reward {name} ({info.source}) raised {type(exc).__name__}: {exc}") from None
-    if len(values) != len(tunes):
-        raise UserError(f"reward {name} ({info.source}) returned {len(values)} scores for {len(tunes)} tunes")
+        raise UserError(f"reward {name} ({info.source}) raised {type(exc).__name__}: {exc}") from exc
+    return check_scores(info, values, len(tunes))
+
+
+def check_scores(info: RewardInfo, values, n: int) -> list[float | None]:
+    """`values` as a list of n floats or None, or a UserError naming the reward and what is wrong."""
+    where = f"reward {info.name} ({info.source})"
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise UserError(f"{where} returned {type(values).__name__} {_short(values)}; expected a list of "
+                        f"{n} numbers (or None)")
+    values = list(values)
+    if len(values) != n:
+        raise UserError(f"{where} returned {len(values)} scores for {n} tunes")
+    out: list[float | None] = []
     for v in values:
-        if v is not None and (not isinstance(v, (int, float)) or math.isnan(v)):
-            raise UserError(f"reward {name} ({info.source}) returned {v!r}; scores must be numbers or None")
-    return values
+        if v is None:
+            out.append(None)
+            continue
+        if not isinstance(v, numbers.Real):  # numpy scalars are numbers.Real too
+            raise UserError(f"{where} returned {_short(v)}; scores must be numbers or None")
+        if not math.isfinite(float(v)):
+            raise UserError(f"{where} returned {float(v)}; scores must be finite (None where a rule does not "
+                            "apply)")
+        out.append(float(v))
+    return out
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _load_builtins() -> None:

@@ -129,14 +129,12 @@ def cmd_evaluate(args) -> int:
         columns[name] = results[name] = result
         sources[name] = sampled
     if args.rewards:
-        from rlmusic.rewards import scan_all, score
+        from rlmusic.rewards.mix import RewardMix
 
-        names = [n.strip() for n in args.rewards.split(",") if n.strip()]
+        mix = RewardMix({n.strip(): 1.0 for n in args.rewards.split(",") if n.strip()})
         for col, tunes in sources.items():
-            scans = scan_all(tunes)
-            for name in names:
-                values = [v for v in score(name, tunes, scans=scans) if v is not None]
-                columns[col][f"rewards/{name}"] = sum(values) / len(values) if values else None
+            for name, mean in mix.means(mix.score(tunes)).items():
+                columns[col][f"rewards/{name}"] = mean
     print(evaluate.markdown_table(columns))
     if args.json:  # one model: its metrics (the corpus' under "corpus"); several: name -> metrics
         if not results:
@@ -220,8 +218,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_WATCHING = False
+
+
+def _watch_interrupts() -> None:
+    """Let Ctrl-C reach code waiting off the main thread. Python runs its SIGINT handler only on the main thread,
+    between bytecodes; while TensorFlow's compiled loop steps the environment (and its rewards) on a thread of
+    its own, the main thread is inside TensorFlow and would notice only when the loop ends. The wakeup fd is
+    written by the C-level handler at once, so a watcher thread sets `rlmusic.rewards.mix.INTERRUPTED`, which
+    a waiting reward mix checks."""
+    global _WATCHING
+    import os
+    import signal
+    import threading
+
+    if _WATCHING or threading.current_thread() is not threading.main_thread():
+        return
+    from rlmusic.rewards.mix import INTERRUPTED
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def watch():
+        while True:
+            if signal.SIGINT in os.read(r, 64):
+                INTERRUPTED.set()
+
+    threading.Thread(target=watch, name="rlmusic-interrupts", daemon=True).start()
+    _WATCHING = True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _watch_interrupts()
     try:
         return args.func(args)
     except UserError as exc:

@@ -22,8 +22,9 @@ from rlmusic.envs.composition import DEFAULT_REWARDS, AbcCompositionEnv
 from rlmusic.envs.tfa_adapter import batched, drain_finished
 from rlmusic.errors import UserError
 from rlmusic.model import ModelConfig
+from rlmusic.rewards.mix import DEFAULT_TIME_LIMIT, RewardMix
 from rlmusic.policy import CharPolicyNetwork, kl_shaped_rewards, sequence_log_probs
-from rlmusic.pretrain import windows_dataset
+from rlmusic.data import DataConfig, windows_dataset
 from rlmusic.rundir import RunDir, load_model
 
 quiet_import("tf_agents")
@@ -43,6 +44,8 @@ class FinetuneConfig:
     gate: str = "valid,abc2midi,enough_bars,no_excessive_repeats"
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); see
     AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
+    rewards_time_limit: float = DEFAULT_TIME_LIMIT
+    """Seconds a reward may take on one batch of tunes before the run stops with an error naming it (0: none)."""
     beta: float = 0.1
     """Weight of the KL penalty to the pretrained model, per character (the start value with `kl_target`)."""
     kl_target: float = 0.1
@@ -109,7 +112,6 @@ def adapt_beta(beta: float, kl: float, target: float) -> float:
 def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarray:
     """The encoded text of the real tunes for the supervised loss (see FinetuneConfig.ptx_data)."""
     from rlmusic.corpus import join_tunes, load_corpus, split_train_val
-    from rlmusic.pretrain import DataConfig
 
     data = config_lib.from_dict(DataConfig, pre_cfg.get("data") or {}, prefix="data.")
     if cfg.ptx_data:
@@ -132,15 +134,15 @@ class Rollouts:
     unrewarded, which teaches the policy to stop early (measured: mean tune length fell from 176 to 87
     characters in 19 iterations)."""
 
-    def __init__(self, cfg: FinetuneConfig, vocab, policy_model):
+    def __init__(self, cfg: FinetuneConfig, vocab, policy_model, mix: RewardMix):
         self.cfg = cfg
+        self.mix = mix
         make_env = lambda: AbcCompositionEnv(  # noqa: E731
-            vocab=vocab, rewards=cfg.rewards, max_length=cfg.max_length, primer=cfg.primer, gate=cfg.gate or None)
+            vocab=vocab, rewards=mix, max_length=cfg.max_length, primer=cfg.primer)
         # one_episode: an environment whose tune has ended idles (its row is padding) instead of writing and
         # scoring tunes nobody reads
         self.py_env = batched(make_env, cfg.tunes_per_iteration, one_episode=True)
         self.env = tf_py_environment.TFPyEnvironment(self.py_env)
-        self.scorer = self.py_env.envs[0].env
         self.primer_ids = vocab.encode(cfg.primer[:-1], what="primer")  # the last char is the first observation
         self.actor = CharPolicyNetwork(policy_model, self.primer_ids)
 
@@ -172,13 +174,13 @@ class Rollouts:
 
     def collect(self):
         """(trajectories [B, T], the `info` of each row's tune: its text and scores, as its env scored them)."""
+        self.mix.failure = None
         try:
             exp = self._run()
         except tf.errors.OpError:
             # A reward plugin that failed inside the env: report it by name, not as a graph error.
-            failed = [e.env.failure for e in self.py_env.envs if e.env.failure is not None]
-            if failed:
-                raise failed[0] from None
+            if self.mix.failure is not None:
+                raise self.mix.failure from None
             raise
         return exp, drain_finished(self.py_env)  # one tune per env, in row order
 
@@ -261,10 +263,8 @@ def make_agent(cfg: FinetuneConfig, env, actor):
 def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, use_wandb: bool = False,
                  log=print) -> Path:
     from rlmusic.runlog import RunLogger, plot_curves, progress
-    from rlmusic.rewards import get
 
-    for name in cfg.rewards:
-        get(name)  # an unknown name fails before any work
+    mix = RewardMix(cfg.rewards, gates=cfg.gate, time_limit=cfg.rewards_time_limit)  # unknown names fail here
     if "abc2midi" in [*cfg.rewards, *cfg.gate.split(",")] and validity.abc2midi_path() is None:
         log("note: abc2midi is not installed (Debian package abcmidi): the abc2midi reward scores nothing and "
             "does not gate")
@@ -280,8 +280,8 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
             raise UserError(f"--out {run.path} holds a run with another vocabulary ({saved.diff(vocab)}); "
                             f"use another --out, or delete {run.path} to start fresh")
     tf.keras.utils.set_random_seed(cfg.seed)
-    rollouts = Rollouts(cfg, vocab, policy_model)
-    scorer, primer_ids = rollouts.scorer, rollouts.primer_ids
+    rollouts = Rollouts(cfg, vocab, policy_model, mix)
+    primer_ids = rollouts.primer_ids
     agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
     rollouts.attach(agent)
     iteration = tf.Variable(0, dtype=tf.int64)
@@ -330,7 +330,7 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
             # log
             it = int(iteration.numpy())
             kl = float(tf.reduce_sum((logp_pi - logp_prior) * live) / tf.reduce_sum(live))
-            row = iteration_row(it, finished, scorer, loss=loss, kl=kl, beta=float(beta.numpy()),
+            row = iteration_row(it, finished, mix, loss=loss, kl=kl, beta=float(beta.numpy()),
                                 entropy=float(tf.reduce_sum(_entropy(logits) * live) / tf.reduce_sum(live)),
                                 tunes_per_sec=len(finished) / (time.perf_counter() - start))
             if ptx is not None:
@@ -344,7 +344,7 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
             bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{kl:.3f}")
             if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
                 run.save_checkpoint(it, **objects)
-                logger.tune_table(it, finished, scorer)
+                logger.tune_table(it, finished, mix)
                 plot_curves(run)
         bar.close()
     except UserError:
@@ -356,16 +356,14 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
     return run.path
 
 
-def iteration_row(it: int, finished: list[dict], scorer: AbcCompositionEnv, **numbers) -> dict:
+def iteration_row(it: int, finished: list[dict], mix: RewardMix, **numbers) -> dict:
     """One metrics row: the numbers given, the tunes ended this iteration, and each reward's mean over them."""
     scores = [info["rewards"] for info in finished]
     row = {"step": it, **numbers, "tunes": len(finished),
-           "reward": float(np.mean([scorer.total(s) for s in scores])) if scores else 0.0,
+           "reward": float(np.mean([mix.total(s) for s in scores])) if scores else 0.0,
            "chars_per_tune": float(np.mean([len(info["tune"]) for info in finished])) if finished else 0.0}
-    for name in scorer.rewards:
-        values = [s[name] for s in scores if s[name] is not None]
-        row[f"rewards/{name}"] = float(np.mean(values)) if values else None
-    if "valid" in scorer.rewards:  # weighted, or scored as the gate
+    row.update({f"rewards/{name}": mean for name, mean in mix.means(scores).items()})
+    if "valid" in mix.weights:  # weighted, or scored as the gate
         row["valid_rate"] = row["rewards/valid"]
     return row
 

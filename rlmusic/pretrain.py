@@ -16,23 +16,12 @@ import numpy as np
 from rlmusic._tf import tf
 
 from rlmusic import config as config_lib
-from rlmusic.corpus import DEFAULT_SOURCES, join_tunes, load_corpus, split_train_val
+from rlmusic.corpus import join_tunes
+from rlmusic.data import DataConfig, TrainingData, TuneWindows, prepare, tune_sequences, val_batches, windows_dataset
 from rlmusic.errors import UserError
 from rlmusic.model import ModelConfig, build_model, flops_per_char
 from rlmusic.rundir import RunDir
 from rlmusic.vocab import Vocab
-
-
-@dataclass
-class DataConfig:
-    sources: list[str] = field(default_factory=lambda: list(DEFAULT_SOURCES))
-    """music21 collection names, .abc files, folders or globs (`--data` replaces this list)."""
-    val_fraction: float = 0.05
-    """Share of tunes held out for validation (split by tune, never inside one)."""
-    max_chars: int = 4000
-    """Tunes longer than this (after cleaning) are dropped: they are medleys or transcription debris."""
-    seed: int = 0
-    """Seed of the train/validation split."""
 
 
 @dataclass
@@ -92,74 +81,78 @@ def make_optimizer(cfg: TrainConfig) -> tf.keras.optimizers.Optimizer:
     return tf.keras.optimizers.Adam(lr, global_clipnorm=cfg.clip_norm or None)
 
 
-def windows_dataset(stream: np.ndarray, batch: int, length: int, seed: int, first_step: int) -> tf.data.Dataset:
-    """Batches of (input, target) windows at offsets drawn from (seed, step): the same batches on resume."""
-    data = tf.constant(stream)
-    high = len(stream) - length - 1
-    if high <= 0:
-        raise UserError(f"train.seq_length={length} is longer than the training text ({len(stream)} chars)")
-    offsets_in_window = tf.range(length + 1)
-
-    def make(step):
-        starts = tf.random.stateless_uniform([batch], seed=tf.stack([tf.constant(seed, tf.int64), step]),
-                                             maxval=high, dtype=tf.int64)
-        idx = tf.cast(starts[:, None], tf.int32) + offsets_in_window[None, :]
-        w = tf.gather(data, idx)
-        return w[:, :-1], w[:, 1:]
-
-    return tf.data.Dataset.range(first_step, 2**62).map(make).prefetch(2)
-
-
-def eval_windows(stream: np.ndarray, length: int, max_chars: int) -> tuple[np.ndarray, np.ndarray]:
-    """Non-overlapping validation windows covering the first `max_chars` of the held-out stream."""
-    if max_chars:
-        stream = stream[: max_chars + 1]
-    n = (len(stream) - 1) // length
-    if n == 0:
-        raise UserError(f"validation text ({len(stream)} chars) is shorter than train.seq_length={length}; "
-                        "raise data.val_fraction or lower train.seq_length")
-    x = stream[: n * length].reshape(n, length)
-    y = stream[1: n * length + 1].reshape(n, length)
-    return x, y
-
-
 class Trainer:
-    """Holds the model, optimizer and compiled steps of one pretraining run."""
+    """Holds the model, optimizer and compiled steps of one pretraining run.
 
-    def __init__(self, model, cfg: TrainConfig):
+    With `carry` (data.windows = tunes) the model's state at the end of each batch is kept in variables and
+    passed into the next, zeroed for rows that start a new tune; the variables are checkpointed with the model,
+    so a resumed run continues its tunes where it stopped."""
+
+    def __init__(self, model, cfg: TrainConfig, carry: bool = False):
         self.model = model
         self.cfg = cfg
         self.optimizer = make_optimizer(cfg)
         self.optimizer.build(model.trainable_variables)  # so a checkpoint restores into real slots
+        self.carry = None
+        if carry:
+            self.carry = tf.nest.map_structure(lambda t: tf.Variable(t, trainable=False),
+                                               model.initial_state(cfg.batch_size))
         self.train_step = tf.function(self._train_step)
+        self.train_step_carried = tf.function(self._train_step_carried)
         self.eval_step = tf.function(self._eval_step)
 
-    def _train_step(self, x, y):
+    def _apply(self, loss_fn):
         with tf.GradientTape() as tape:
-            logits, _ = self.model(x, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+            loss, out = loss_fn()
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return loss, out
+
+    def _train_step(self, x, y):
+        def loss_fn():
+            logits, _ = self.model(x, training=True)
+            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)), None
+
+        return self._apply(loss_fn)[0]
+
+    def _train_step_carried(self, x, y, mask, fresh):
+        keep = 1.0 - fresh
+
+        def reset(v):
+            k = tf.reshape(tf.cast(keep, v.dtype), [-1] + [1] * (v.shape.rank - 1))
+            return v * k
+
+        def loss_fn():
+            states = tf.nest.map_structure(lambda v: reset(tf.convert_to_tensor(v)), self.carry)
+            logits, new_states = self.model(x, states, training=True)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+            return tf.reduce_sum(ce * mask) / tf.maximum(tf.reduce_sum(mask), 1.0), new_states
+
+        loss, new_states = self._apply(loss_fn)
+        tf.nest.map_structure(lambda v, t: v.assign(tf.cast(tf.stop_gradient(t), v.dtype)), self.carry, new_states)
         return loss
 
-    def _eval_step(self, x, y):
+    def _eval_step(self, x, y, mask):
         logits, _ = self.model(x, training=False)
-        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits) * mask)
 
-    def val_bits_per_char(self, x: np.ndarray, y: np.ndarray, batch: int = 64) -> float:
-        total = 0.0
-        for i in range(0, len(x), batch):
-            total += float(self.eval_step(tf.constant(x[i:i + batch]), tf.constant(y[i:i + batch])))
-        return total / y.size / math.log(2)
+    def val_bits_per_char(self, batches) -> float:
+        """Bits per character over whole held-out tunes (`rlmusic.data.val_batches`)."""
+        total = count = 0.0
+        for x, y, mask in batches:
+            total += float(self.eval_step(tf.constant(x), tf.constant(y), tf.constant(mask)))
+            count += float(mask.sum())
+        return total / count / math.log(2)
+
+    def checkpoint_objects(self) -> dict:
+        objects = {"model": self.model, "optimizer": self.optimizer}
+        if self.carry is not None:
+            objects["carry"] = tf.nest.flatten(self.carry)
+        return objects
 
 
-def prepare_data(cfg: PretrainConfig, log=print):
-    corpus = load_corpus(cfg.data.sources, max_chars=cfg.data.max_chars)
-    log(corpus.stats.summary())
-    train_tunes, val_tunes = split_train_val(corpus.tunes, cfg.data.val_fraction, cfg.data.seed)
-    train_text, val_text = join_tunes(train_tunes), join_tunes(val_tunes)
-    vocab = Vocab.from_text(train_text + val_text)
-    return corpus, vocab, vocab.encode(train_text), vocab.encode(val_text), (len(train_tunes), len(val_tunes))
+def prepare_data(cfg: PretrainConfig, log=print) -> TrainingData:
+    return prepare(cfg.data, log)
 
 
 def check_resumable(run: RunDir, cfg: PretrainConfig, vocab: Vocab) -> None:
@@ -192,45 +185,61 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
                         f"got {tcfg.precision!r}")
     tf.keras.mixed_precision.set_global_policy(tcfg.precision)
     run = RunDir(out)
-    corpus, vocab, train_ids, val_ids, (n_train, n_val) = prepare_data(cfg, log)
+    data = prepare_data(cfg, log)
+    vocab, corpus = data.vocab, data.corpus
     resuming = run.exists() and run.latest_step() is not None
     if run.exists():
         check_resumable(run, cfg, vocab)
 
     tf.keras.utils.set_random_seed(tcfg.seed)
     model = build_model(len(vocab), cfg.model)
-    trainer = Trainer(model, tcfg)
+    by_tune = cfg.data.windows == "tunes"
+    trainer = Trainer(model, tcfg, carry=by_tune)
     step = 0
     if resuming:
-        step = run.restore_checkpoint(model=model, optimizer=trainer.optimizer)
+        step = run.restore_checkpoint(**trainer.checkpoint_objects())
+        run.truncate_metrics(step)  # rows logged after the checkpoint are logged again by this run
         log(f"resuming from step {step} in {run.path}")
+    train_seqs, val_seqs = tune_sequences(vocab, data.train), tune_sequences(vocab, data.val)
+    train_chars = sum(len(s) for s in train_seqs)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config_lib.dump_yaml(cfg))
     run.write_vocab(vocab)
     run.write_json("corpus.json", {"files": [str(f) for f in corpus.files], "tunes_found": corpus.stats.tunes_found,
                                    "tunes_kept": corpus.stats.tunes_kept, "dropped": dict(corpus.stats.dropped),
-                                   "train_tunes": n_train, "val_tunes": n_val,
-                                   "train_chars": int(train_ids.size), "val_chars": int(val_ids.size)})
-    log(f"vocab {len(vocab)} chars; {n_train} train tunes ({train_ids.size:,} chars), {n_val} validation tunes; "
-        f"model {sum(int(np.prod(v.shape)) for v in model.trainable_variables):,} parameters")
+                                   "train_tunes": len(data.train), "val_tunes": len(data.val),
+                                   "set_aside_invalid": dict(data.set_aside),
+                                   "train_chars": train_chars, "val_chars": sum(len(s) for s in val_seqs)})
+    log(f"vocab {len(vocab)} chars; {len(data.train)} train tunes ({train_chars:,} chars), {len(data.val)} "
+        f"validation tunes; model {sum(int(np.prod(v.shape)) for v in model.trainable_variables):,} parameters")
     if step >= tcfg.steps:
         log(f"{run.path} is already at step {step} of train.steps={tcfg.steps}; raise train.steps to continue")
         return run.path
 
-    val_x, val_y = eval_windows(val_ids, tcfg.seq_length, tcfg.eval_chars)
-    batches = iter(windows_dataset(train_ids, tcfg.batch_size, tcfg.seq_length, tcfg.seed, step))
+    val = val_batches(val_seqs, tcfg.eval_chars)
+    if by_tune:
+        windows = TuneWindows(train_seqs, tcfg.batch_size, tcfg.seq_length, tcfg.seed)
+        log(f"windows: whole tunes, state carried ({windows.useful_share():.0%} of positions hold a character)")
+        batches = iter(windows.dataset(step))
+        train_step = trainer.train_step_carried
+    else:
+        batches = iter(windows_dataset(vocab.encode(join_tunes(data.train)), tcfg.batch_size, tcfg.seq_length,
+                                       tcfg.seed, step))
+        train_step = trainer.train_step
     chars_per_step = tcfg.batch_size * tcfg.seq_length
     flops = flops_per_char(len(vocab), cfg.model) * chars_per_step
+    elapsed_before = run.elapsed_at(step)
     logger = RunLogger(run, cfg, use_wandb=use_wandb, project=cfg.wandb_project, kind="pretrain")
     last_good = run.latest_step()
     try:
         bar = progress(total=tcfg.steps, initial=step, desc="pretrain", unit="step")
         window_time, window_steps, losses = 0.0, 0, []
-        started = time.perf_counter()  # wall time of this invocation, evaluation and checkpoints included
+        # wall time of the run (earlier invocations included), evaluation and checkpoints included
+        started = time.perf_counter() - elapsed_before
         while step < tcfg.steps:
-            x, y = next(batches)
+            batch = next(batches)
             t0 = time.perf_counter()
-            loss = float(trainer.train_step(x, y))  # float() waits for the step: the timing is honest
+            loss = float(train_step(*batch))  # float() waits for the step: the timing is honest
             window_time += time.perf_counter() - t0
             step += 1
             if not math.isfinite(loss):
@@ -249,12 +258,12 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
                 bar.set_postfix(loss=f"{mean_loss:.3f}", chars_s=f"{cps:,.0f}")
                 window_time, window_steps, losses = 0.0, 0, []
             if step % tcfg.eval_every == 0 or step == tcfg.steps:
-                bpc = trainer.val_bits_per_char(val_x, val_y)
+                bpc = trainer.val_bits_per_char(val)
                 if not math.isfinite(bpc):
                     raise _diverged("validation loss", bpc, step, last_good, run)
                 logger.log({"step": step, "elapsed_s": round(time.perf_counter() - started, 1),
                             "val_bits_per_char": bpc})
-                run.save_checkpoint(step, model=model, optimizer=trainer.optimizer)
+                run.save_checkpoint(step, **trainer.checkpoint_objects())
                 last_good = step
                 bar.write(f"step {step}: validation {bpc:.3f} bits/char (checkpoint saved)")
                 logger.sample_table(model, vocab, step)

@@ -112,6 +112,21 @@ class RunDir:
                 continue  # a line cut short by a crash
         return rows
 
+    def truncate_metrics(self, step: int) -> None:
+        """Drop the rows logged after `step` (a run killed after its last checkpoint logged them; the resumed run
+        logs those steps again)."""
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = [json.dumps(r) + "\n" for r in self.read_metrics() if r.get("step", 0) <= step]
+        atomic_write_text(path, "".join(kept))
+
+    def elapsed_at(self, step: int) -> float:
+        """Wall seconds the run had spent when it logged `step` (0 for a new run), so a resumed run's
+        `elapsed_s` goes on counting from there."""
+        rows = [r for r in self.read_metrics() if r.get("step", 0) <= step and "elapsed_s" in r]
+        return float(rows[-1]["elapsed_s"]) if rows else 0.0
+
     # --- checkpoints -------------------------------------------------------------------------------------------
     @property
     def checkpoint_root(self) -> Path:

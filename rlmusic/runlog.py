@@ -62,17 +62,17 @@ class RunLogger:
             table.add_data(step, t.text, t.hit_limit)
         self.wandb.log({"samples": table}, step=step)
 
-    def tune_table(self, step: int, finished: list[dict], scorer) -> None:
+    def tune_table(self, step: int, finished: list[dict], mix) -> None:
         """A W&B table of the tunes the policy wrote in one iteration, with each reward's score (with --wandb)."""
         if self.wandb is None or not finished:
             return
         import wandb
 
-        names = list(scorer.rewards)
+        names = mix.names
         table = wandb.Table(columns=["step", "tune", "reward", *names])
         for info in finished:
             scores = info["rewards"]
-            table.add_data(step, info["tune"], scorer.total(scores), *(scores[n] for n in names))
+            table.add_data(step, info["tune"], mix.total(scores), *(scores[n] for n in names))
         self.wandb.log({"tunes": table}, step=step)
 
     def close(self) -> None:

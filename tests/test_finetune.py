@@ -10,6 +10,7 @@ from rlmusic._tf import tf
 from rlmusic.finetune import FinetuneConfig, Rollouts, adapt_beta, make_agent, run_finetune
 from rlmusic.model import ModelConfig, build_model
 from rlmusic.policy import kl_shaped_rewards
+from rlmusic.rewards.mix import RewardMix
 from rlmusic.rundir import RunDir
 from rlmusic.vocab import Vocab
 
@@ -71,7 +72,7 @@ def test_each_row_of_a_collection_is_one_whole_tune(tmp_path):
     model, vocab, _ = load_model(make_toy_run(tmp_path / "pre"))
     cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", tunes_per_iteration=6, max_length=12,
                          primer="X:1\n")
-    rollouts = Rollouts(cfg, vocab, model)
+    rollouts = Rollouts(cfg, vocab, model, RewardMix(cfg.rewards, gates=cfg.gate))
     agent, _, _ = make_agent(cfg, rollouts.env, rollouts.actor)
     rollouts.attach(agent)
     for _ in range(3):

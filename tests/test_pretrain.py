@@ -153,13 +153,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, c
     out = tmp_path / "run"
     cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY))
     good = {p.name: p.read_bytes() for p in (out / "checkpoints" / "step-6").iterdir()}
-    real_step = Trainer._train_step
+    real_apply = Trainer._apply
 
-    def diverging_step(self, x, y):  # the loss turns NaN from the 8th step on
-        loss = real_step(self, x, y)
-        return tf.where(self.optimizer.iterations >= 8, float("nan"), loss)
+    def diverging_apply(self, loss_fn):  # the loss turns NaN from the 8th step on (both window modes)
+        loss, out = real_apply(self, loss_fn)
+        return tf.where(self.optimizer.iterations >= 8, float("nan"), loss), out
 
-    monkeypatch.setattr(Trainer, "_train_step", diverging_step)
+    monkeypatch.setattr(Trainer, "_apply", diverging_apply)
     code, _, err = cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY + ["train.steps=30"]),
                        capsys=capsys)
     assert code == 2

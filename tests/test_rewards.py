@@ -1,6 +1,7 @@
 """Table-driven tests of every built-in reward on hand-written ABC, and of the registry."""
 
 import math
+import re
 import pickle
 import shutil
 import sys
@@ -9,6 +10,7 @@ import pytest
 
 from rlmusic.errors import UserError
 from rlmusic.rewards import available, get, scan_all, score
+from rlmusic.rewards.registry import refresh
 
 H = "X:1\nT:t\nM:4/4\nL:1/8\n"
 
@@ -98,6 +100,14 @@ def test_in_key_per_note_credit_lands_at_the_note():
     assert credits == [(tune.index("^C") + 2, -1.0)]
 
 
+@pytest.fixture(autouse=True)
+def fresh_entry_points():
+    """Installed plugins are read once per process; these tests install and remove them."""
+    refresh()
+    yield
+    refresh()
+
+
 def test_every_builtin_has_a_docstring_with_an_example_and_is_picklable():
     for name, info in available().items():
         assert info.source == "built-in"
@@ -117,14 +127,49 @@ def test_reward_by_dotted_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert score("my_rules:long_tunes", ["x" * 50]) == [0.5]
     assert get("my_rules:long_tunes").source == "path my_rules:long_tunes"
-    with pytest.raises(UserError, match="cannot import"):
+    with pytest.raises(UserError, match="my_rules has no nope"):
         get("my_rules:nope")
 
 
+def test_numpy_scores_are_numbers(tmp_path, monkeypatch):
+    (tmp_path / "np_rules.py").write_text("import numpy as np\n"
+                                          "def rule(tunes, **context):\n    return np.full(len(tunes), 0.5, np.float32)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert score("np_rules:rule", ["a", "b"]) == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("name,source,message", [
+    # a module that does not parse: the error names the module and keeps the SyntaxError as the cause
+    ("broken_syntax:rule", "def rule(tunes:\n", "cannot import broken_syntax (SyntaxError"),
+    # a module that raises while it is imported
+    ("raises_on_import:rule", "raise RuntimeError('no config')\n", "cannot import raises_on_import (RuntimeError: no config)"),
+    # malformed dotted paths
+    (":f", None, "expected package.module:function"),
+    ("mod:", None, "expected package.module:function"),
+    ("a b:c", None, "expected package.module:function"),
+])
+def test_plugins_that_cannot_be_loaded_are_named(tmp_path, monkeypatch, name, source, message):
+    if source is not None:
+        (tmp_path / f"{name.split(':')[0]}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError, match=re.escape(message)) as err:
+        get(name)
+    if source is not None:
+        assert err.value.__cause__ is not None  # --traceback shows the plugin's own error
+
+
 @pytest.mark.parametrize("body,message", [
+    # the plugin's own exception, named
     ("raise ValueError('bad tune')", "reward bad_rules:rule (path bad_rules:rule) raised ValueError: bad tune"),
+    # NaN and inf are not scores (None is how a rule says it does not apply)
     ("return [float('nan')] * len(tunes)", "returned nan"),
+    ("return [float('inf'), 1.0]", "returned inf; scores must be finite"),
+    # the wrong number of scores
     ("return [1.0]", "returned 1 scores for 2 tunes"),
+    # a string is not a list of scores (it used to be counted as 4 scores)
+    ("return 'good'", "returned str 'good'; expected a list of 2 numbers"),
+    ("return {'a': 1}", "returned dict"),
+    ("return ['x', 1.0]", "returned 'x'; scores must be numbers or None"),
 ])
 def test_failing_plugin_is_named(tmp_path, monkeypatch, body, message):
     (tmp_path / "bad_rules.py").write_text(f"def rule(tunes, **context):\n    {body}\n")

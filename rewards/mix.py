@@ -1,0 +1,111 @@
+"""One reward mix: reward names and weights resolved once, scored together, combined into one number per tune.
+
+    mix = RewardMix({"valid": 1.0, "in_key": 1.0}, gates="valid")
+    scores = mix.score(tunes)            # [{"valid": 1.0, "in_key": 0.9}, ...]: each reward's score per tune
+    mix.total(scores[0])                 # the weighted sum, the non-gate rewards scaled by the gates' product
+
+The environment, fine-tuning's log and `evaluate --rewards` share this object, so a tune is scored the same way
+everywhere. A reward that raises, returns something other than one finite number (or None) per tune, or runs
+longer than `time_limit` seconds on one batch is an error naming it (rlmusic.rewards.registry.check_scores).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rlmusic.errors import UserError
+from rlmusic.rewards.registry import RewardInfo, get, score
+
+DEFAULT_TIME_LIMIT = 120.0  # seconds per reward per batch: generous (abc2midi on 64 tunes takes ~0.1 s)
+
+# Set (by rlmusic.cli on Ctrl-C) to stop a reward that is waited for on a thread other than the main one, where
+# Python delivers no KeyboardInterrupt (the environment is stepped from inside TensorFlow's compiled loop).
+INTERRUPTED = threading.Event()
+
+
+class RewardMix:
+    def __init__(self, weights: dict[str, float], gates: str | list[str] | None = None,
+                 time_limit: float | None = DEFAULT_TIME_LIMIT):
+        self.weights = dict(weights)
+        self.gates = [g.strip() for g in gates.split(",") if g.strip()] if isinstance(gates, str) else list(gates or [])
+        for g in self.gates:
+            self.weights.setdefault(g, 0.0)  # scored for the gate, adds nothing by itself
+        for name, w in self.weights.items():
+            if not isinstance(w, (int, float)) or w != w or w in (float("inf"), float("-inf")):
+                raise UserError(f"rewards.{name}: the weight must be a finite number, got {w!r}")
+        # Resolved once: unknown names fail here, listing the valid ones; no lookups when scoring.
+        self.infos: dict[str, RewardInfo] = {name: get(name) for name in self.weights}
+        self.time_limit = time_limit
+        self.failure: UserError | None = None
+        """The last error scoring raised: callers that score inside TensorFlow (which re-wraps exceptions) read
+        it to report the plugin by name."""
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.weights)
+
+    def score(self, tunes: list[str], **context) -> list[dict[str, float | None]]:
+        """Each reward's score of each tune (one scan per tune, shared by all rewards)."""
+        from rlmusic.abc import scan
+
+        context.setdefault("scans", [scan(t) for t in tunes])
+        try:
+            per_reward = self._run_all(tunes, context)
+        except UserError as exc:
+            self.failure = exc
+            raise
+        return [{name: per_reward[name][i] for name in self.weights} for i in range(len(tunes))]
+
+    def total(self, scores: dict[str, float | None]) -> float:
+        """The weighted sum of one tune's scores, the non-gate ones scaled by the product of the gates' scores.
+        A gate scoring None (abc2midi where it is not installed) does not apply and lets the tune pass."""
+        gate = 1.0
+        for g in self.gates:
+            if scores[g] is not None:
+                gate *= scores[g]
+        return sum(self.weights[n] * v * (1.0 if n in self.gates else gate)
+                   for n, v in scores.items() if v is not None)
+
+    def means(self, scores: list[dict[str, float | None]]) -> dict[str, float | None]:
+        """Each reward's mean over the tunes it applies to (None where it applies to none)."""
+        out = {}
+        for name in self.weights:
+            values = [s[name] for s in scores if s[name] is not None]
+            out[name] = sum(values) / len(values) if values else None
+        return out
+
+    def _run_all(self, tunes: list[str], context: dict) -> dict[str, list[float | None]]:
+        """Every reward on `tunes`, on a daemon thread so that a reward that never returns can be left behind:
+        after `time_limit` seconds (or on Ctrl-C) the one running is named in the error."""
+        if not self.time_limit:
+            return {name: score(info, tunes, **context) for name, info in self.infos.items()}
+        results: dict[str, list[float | None]] = {}
+        state: dict = {"running": None, "error": None}
+
+        def work():
+            try:
+                for name, info in self.infos.items():
+                    state["running"] = info
+                    results[name] = score(info, tunes, **context)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                state["error"] = exc
+
+        worker = threading.Thread(target=work, name="rlmusic-rewards", daemon=True)
+        started = time.monotonic()
+        worker.start()
+        while worker.is_alive():
+            worker.join(timeout=0.1)
+            if not worker.is_alive():
+                break
+            info = state["running"]
+            if INTERRUPTED.is_set():
+                raise UserError(f"interrupted while reward {info.name} ({info.source}) was scoring "
+                                f"{len(tunes)} tunes")
+            if time.monotonic() - started > self.time_limit:
+                raise UserError(f"reward {info.name} ({info.source}) did not return within "
+                                f"{self.time_limit:g} s for {len(tunes)} tunes (raise rewards_time_limit if it "
+                                "is only slow)")
+        if state["error"] is not None:
+            raise state["error"]
+        return results
