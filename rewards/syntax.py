@@ -74,7 +74,7 @@ def balanced(tunes: list[str], **context) -> list[float]:
         starts, ends, endings = s.repeats["start"], s.repeats["end"], s.repeats["endings"]
         imbalance = abs(ends - starts) - (1 if ends == starts + 1 else 0)  # repeat-from-start is fine
         imbalance += max(0, endings - 2 * max(ends, 1))
-        imbalance += sum(1 for p in s.problems if "chord" in p or "slur" in p or "]" in p)
+        imbalance += sum(1 for p in s.problems if p.kind in ("chord", "slur"))
         out.append(max(0.0, 1.0 - 0.25 * imbalance))
     return out
 

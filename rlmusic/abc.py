@@ -61,6 +61,26 @@ class Bar:
     """Character offset of the bar line that closes it."""
 
 
+PROBLEM_KINDS = ("field", "chord", "slur", "tuplet", "broken_rhythm", "grace", "quote", "character", "no_notes")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a tune: what kind, where (character offset in the tune's text), and a message."""
+
+    kind: str
+    """One of PROBLEM_KINDS: a header or inline field that does not parse (or no K:), an unbalanced or misplaced
+    chord, an unbalanced slur, a bad tuplet, broken rhythm with no note before it, unclosed grace notes or quote,
+    a character ABC does not know, a tune without notes."""
+    offset: int
+    """Where the problem arises: the offset of the offending character (the end of the text for what is left
+    open at the end); a dense syntax penalty is placed here."""
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass
 class Scan:
     fields: dict[str, str] = field(default_factory=dict)
@@ -71,7 +91,7 @@ class Scan:
     notes: list[Note] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
     repeats: dict[str, int] = field(default_factory=lambda: {"start": 0, "end": 0, "endings": 0})
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     body_start: int = 0
     """Character offset where the music begins (after the K: line)."""
 
@@ -152,28 +172,26 @@ def scan(text: str, carry_accidentals: bool = True) -> Scan:
             continue
         name, value = m.group(1), m.group(2).strip()
         out.fields.setdefault(name, value)
+        problem = None
         if name == "M":
             out.meter, problem = parse_meter(value)
-            if problem:
-                out.problems.append(problem)
         elif name == "L":
             unit, problem = parse_length(value)
-            if problem:
-                out.problems.append(problem)
-            else:
+            if not problem:
                 out.unit, unit_given = unit, True
+        elif name == "K":
+            out.key, problem = parse_key(value)
+        if problem:
+            out.problems.append(Problem("field", offset, problem))
         offset += len(line) + 1
         i += 1
         if name == "K":
-            out.key, problem = parse_key(value)
-            if problem:
-                out.problems.append(problem)
             break
     if not unit_given:
         out.unit = default_unit(out.meter)
     out.body_start = min(offset, len(text))
     if "K" not in out.fields:
-        out.problems.append("no K: field ends the header")
+        out.problems.append(Problem("field", out.body_start, "no K: field ends the header"))
     if out.key is None:
         out.key = Key()
     _scan_body(text, out, i, offset, lines, carry_accidentals)
@@ -187,6 +205,9 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
     bar_accidentals: dict[tuple[str, int], int] = {}
     notes = out.notes
     problems = out.problems
+
+    def problem(kind: str, at: int, message: str) -> None:
+        problems.append(Problem(kind, at, message))
     tuplet_left, tuplet_factor = 0, 1.0
     pending_broken = 1.0
     chord: list | None = None
@@ -234,7 +255,9 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
         line = lines[li]
         fm = _FIELD_LINE.match(line)
         if fm:
-            key, unit, meter = apply_field(fm.group(1), fm.group(2), key, unit, meter, problems)
+            key, unit, meter, bad = apply_field(fm.group(1), fm.group(2), key, unit, meter)
+            if bad:
+                problem("field", offset, bad)
             offset += len(line) + 1
             continue
         comment = line.find("%")
@@ -262,7 +285,7 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                     seen_note_in_bar = True
             elif kind == "rest":
                 if chord is not None:
-                    problems.append(f"rest inside a chord at {a}")
+                    problem("chord", a, f"rest inside a chord at {a}")
                     continue
                 place(None, unit * length_multiplier(m.group("rest_len")), (a, b), False, None)
             elif kind == "bar_rest":
@@ -270,7 +293,7 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 place(None, (meter or 1.0) * n, (a, b), False, None)
             elif kind == "bar":
                 if chord is not None:
-                    problems.append(f"bar line inside a chord at {a}")
+                    problem("chord", a, f"bar line inside a chord at {a}")
                     chord = None
                 token = m.group("bar")
                 if token.startswith(":"):
@@ -284,15 +307,15 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 out.repeats["endings"] += 1
             elif kind == "chord_open":
                 if chord is not None:
-                    problems.append(f"chord opened inside a chord at {a}")
+                    problem("chord", a, f"chord opened inside a chord at {a}")
                 chord = []
                 chord_start = a
             elif kind == "chord_close":
                 if chord is None:
-                    problems.append(f"']' without an open chord at {a}")
+                    problem("chord", a, f"']' without an open chord at {a}")
                     continue
                 if not chord:
-                    problems.append(f"empty chord at {chord_start}")
+                    problem("chord", chord_start, f"empty chord at {chord_start}")
                     chord = None
                     continue
                 mult = length_multiplier(m.group("chord_len"))
@@ -304,13 +327,13 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 q_ = int(m.group("q")) if m.group("q") else _TUPLET_Q.get(p_, 3 if compound(meter) else 2)
                 r_ = int(m.group("r")) if m.group("r") else p_
                 if p_ < 2:
-                    problems.append(f"bad tuplet ({p_} at {a}")
+                    problem("tuplet", a, f"bad tuplet ({p_} at {a}")
                     continue
                 tuplet_left, tuplet_factor = r_, q_ / p_
             elif kind == "broken":
                 n = len(m.group("broken"))
                 if not notes or chord is not None:
-                    problems.append(f"broken rhythm without a note before it at {a}")
+                    problem("broken_rhythm", a, f"broken rhythm without a note before it at {a}")
                     continue
                 long_f, short_f = 2 - 0.5 ** n, 0.5 ** n
                 first, second = (long_f, short_f) if m.group("broken")[0] == ">" else (short_f, long_f)
@@ -323,26 +346,28 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 slurs += 1
             elif kind == "slur_close":
                 if slurs == 0:
-                    problems.append(f"')' closes no slur at {a}")
+                    problem("slur", a, f"')' closes no slur at {a}")
                 else:
                     slurs -= 1
             elif kind == "field":
                 inner = m.group("field")[1:-1]
-                key, unit, meter = apply_field(inner[0], inner[2:], key, unit, meter, problems)
+                key, unit, meter, bad = apply_field(inner[0], inner[2:], key, unit, meter)
+                if bad:
+                    problem("field", a, bad)
             elif kind == "grace":
                 if not m.group("grace").endswith("}"):
-                    problems.append(f"unclosed grace notes at {a}")
+                    problem("grace", a, f"unclosed grace notes at {a}")
             elif kind == "quote":
                 if not m.group("quote").endswith('"') or len(m.group("quote")) == 1:
-                    problems.append(f"unclosed quote at {a}")
+                    problem("quote", a, f"unclosed quote at {a}")
             elif kind == "other":
-                problems.append(f"unexpected character {m.group('other')!r} at {a}")
+                problem("character", a, f"unexpected character {m.group('other')!r} at {a}")
         offset += len(lines[li]) + 1
     if chord is not None:
-        problems.append("chord not closed at the end of the tune")
+        problem("chord", chord_start, "chord not closed at the end of the tune")
     if slurs:
-        problems.append(f"{slurs} slur(s) not closed at the end of the tune")
+        problem("slur", len(text), f"{slurs} slur(s) not closed at the end of the tune")
     if seen_note_in_bar:
         out.bars.append(Bar(bar, time - bar_start, meter, len(text)))
     if not notes:
-        problems.append("no notes")
+        problem("no_notes", len(text), "no notes")

@@ -119,24 +119,17 @@ def compound(meter: float | None) -> bool:
     return meter is not None and abs(meter * 8 % 3) < 1e-9 and meter * 8 >= 6
 
 
-def apply_field(name, value, key, unit, meter, problems):
+def apply_field(name, value, key, unit, meter):
+    """A field met in the body (a line or inline [K:...]): the new (key, unit, meter) and a problem or None."""
     value = value.strip()
+    problem = None
     if name == "K":
         new, problem = parse_key(value)
-        if problem:
-            problems.append(problem)
-        else:
-            key = new
+        key = key if problem else new
     elif name == "M":
         new, problem = parse_meter(value)
-        if problem:
-            problems.append(problem)
-        else:
-            meter = new
+        meter = meter if problem else new
     elif name == "L":
         new, problem = parse_length(value)
-        if problem:
-            problems.append(problem)
-        else:
-            unit = new
-    return key, unit, meter
+        unit = unit if problem else new
+    return key, unit, meter, problem

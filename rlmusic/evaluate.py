@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from rlmusic.abc import Scan, scan
-from rlmusic.rewards import theory
+from rlmusic import melody
 from rlmusic.structure import second_strain_answers
 
 METRIC_KEYS = ("valid_rate", "notes_not_in_key", "notes_excessively_repeated", "starts_with_tonic",
@@ -83,15 +83,15 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
     total = sum(len(m) for m in melodies)
     valid = [not p for p in validity.check_tunes(tunes, use_abc2midi)]
     check = validity.checker(use_abc2midi)
-    not_in_key = sum(len(f) - sum(f) for f in (theory.in_key_flags(s) for s in scans))
-    repeated = sum(sum(theory.repeated_flags(m)) for m in melodies)
+    not_in_key = sum(len(f) - sum(f) for f in (melody.in_key_flags(s) for s in scans))
+    repeated = sum(sum(melody.repeated_flags(m)) for m in melodies)
     leaps = resolved = 0
     for m in melodies:
-        n_leaps, n_resolved, _ = theory.leap_outcomes(m)
+        n_leaps, n_resolved, _ = melody.leap_outcomes(m)
         leaps, resolved = leaps + n_leaps, resolved + n_resolved
     in_motif = 0
     for s in scans:
-        motifs = theory.bar_motifs(s)
+        motifs = melody.bar_motifs(s)
         counts = Counter(motifs.values())
         repeated_bars = {b for b, mo in motifs.items() if counts[mo] > 1}
         in_motif += sum(1 for n in s.melody() if n.bar in repeated_bars)
@@ -107,7 +107,7 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
         "unique_max_note": _mean(float(m.count(max(m)) == 1) for _, m in with_notes),
         "unique_min_note": _mean(float(m.count(min(m)) == 1) for _, m in with_notes),
         "notes_in_repeated_motif": _ratio(in_motif, total),
-        **{f"autocorrelation_lag{k}": _mean(theory.autocorrelation(m, k) for m in melodies) for k in (1, 2, 3)},
+        **{f"autocorrelation_lag{k}": _mean(melody.autocorrelation(m, k) for m in melodies) for k in (1, 2, 3)},
         "pitch_class_entropy": _mean(pitch_class_entropy(m) for m in melodies),
         "scale_consistency": _mean(scale_consistency(m) for m in melodies),
         "two_strain_tunes": _ratio(len(answers), len(tunes)),

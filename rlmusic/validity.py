@@ -103,7 +103,7 @@ def check_tunes(tunes: list[str], use_abc2midi: bool = True) -> list[list[str]]:
     else:
         from rlmusic.abc import scan
 
-        found = [scan(t).problems for t in tunes]
+        found = [[str(p) for p in scan(t).problems] for t in tunes]
     for p, errs in zip(problems, found):
         p.extend(errs)
     return problems

@@ -67,20 +67,25 @@ def test_ties_merge_into_one_melody_note():
 
 
 PROBLEM_CASES = [
-    # (comment, tune, text expected in one of the problems)
-    ("junk music21 accepts silently", "X:1\nT:t\nM:4/4\nK:C\n]]]] zz(((", "']' without an open chord"),
-    ("unclosed chord", H + "K:C\n[CEG AB|", "bar line inside a chord"),
-    ("chord inside a chord", H + "K:C\n[CE[G]]|", "chord opened inside a chord"),
-    ("unknown character", H + "K:C\nAB # c|", "unexpected character '#'"),
-    ("no K: field", "X:1\nT:t\nM:4/4\n", "no K: field"),
-    ("bad meter", "X:1\nT:t\nM:four\nK:C\nA|", "bad meter"),
-    ("unknown mode", H + "K:Dxyz\nA|", "unknown mode"),
+    # (comment, tune, kind, offset of the character at fault, text expected in the message)
+    ("junk music21 accepts silently", "X:1\nT:t\nM:4/4\nK:C\n]]]] zz(((", "chord", 18, "']' without an open chord"),
+    ("unclosed chord: the bar line inside it", H + "K:C\n[CEG AB|", "chord", len(H) + 4 + 7, "bar line inside a chord"),
+    ("chord inside a chord", H + "K:C\n[CE[G]]|", "chord", len(H) + 4 + 3, "chord opened inside a chord"),
+    ("unknown character", H + "K:C\nAB # c|", "character", len(H) + 4 + 3, "unexpected character '#'"),
+    ("no K: field: at the end of the header", "X:1\nT:t\nM:4/4\n", "field", 14, "no K: field"),
+    ("bad meter: the M: line", "X:1\nT:t\nM:four\nK:C\nA|", "field", 8, "bad meter"),
+    ("unknown mode: the K: line", H + "K:Dxyz\nA|", "field", len(H), "unknown mode"),
+    ("bad inline key: the [K:] field", H + "K:C\nAB [K:Dxyz] c|", "field", len(H) + 4 + 3, "unknown mode"),
+    ("slur left open: the end of the tune", H + "K:C\n(AB c|", "slur", len(H) + 4 + 6, "slur(s) not closed"),
+    ("broken rhythm first", H + "K:C\n>AB|", "broken_rhythm", len(H) + 4, "broken rhythm without a note"),
 ]
 
 
-@pytest.mark.parametrize("comment,tune,message", PROBLEM_CASES, ids=[c[0] for c in PROBLEM_CASES])
-def test_problems_are_reported_not_raised(comment, tune, message):
-    assert any(message in p for p in scan(tune).problems)
+@pytest.mark.parametrize("comment,tune,kind,offset,message", PROBLEM_CASES, ids=[c[0] for c in PROBLEM_CASES])
+def test_problems_are_reported_not_raised(comment, tune, kind, offset, message):
+    found = [p for p in scan(tune).problems if message in p.message]
+    assert found, scan(tune).problems
+    assert found[0].kind == kind and found[0].offset == offset, found[0]
 
 
 def test_parse_key_signatures():
