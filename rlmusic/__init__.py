@@ -1,8 +1,7 @@
-"""rlmusic: pretrain a character LSTM on ABC tunes, fine-tune it with reinforcement learning, sample and evaluate."""
+"""rlmusic: pretrain a character LSTM on ABC tunes, fine-tune it with reinforcement learning, sample and evaluate.
 
-import os
-
-# TensorFlow prints pages of start-up notices (oneDNN, CPU features, CUDA probing); errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+Importing the package changes no global state (environment variables, loggers, TensorFlow or matplotlib
+settings); the command line (`python -m rlmusic`) quiets TensorFlow's start-up notices for itself.
+"""
 
 __version__ = "0.1.0"

@@ -159,9 +159,50 @@ def cmd_rewards(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one `error:` line (and exit 2) like every other bad input."""
+
+    def error(self, message):
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def _number(kind, low=None, high=None, low_open=False):
+    """An argparse type: a number of `kind` within the bounds, else an error naming the allowed range."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
+            bounds = [f"{'>' if low_open else '>='} {low:g}" if low is not None else "",
+                      f"<= {high:g}" if high is not None else ""]
+            raise argparse.ArgumentTypeError(f"expected a number {' and '.join(b for b in bounds if b)}, got {text}")
+        return value
+
+    return parse
+
+
+def _key(text: str) -> str:
+    from rlmusic.abc_fields import parse_key
+
+    if parse_key(text)[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ABC key (examples: D, Ador, Gm, Bb, F#mix)")
+    return text
+
+
+def _meter(text: str) -> str:
+    from rlmusic.abc_fields import parse_meter
+
+    if parse_meter(text)[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ABC meter (examples: 4/4, 6/8, C, C|)")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rlmusic", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m rlmusic", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("pretrain", help="train the character LSTM on ABC tunes")
     p.add_argument("--config", help="YAML config file, or a preset name from configs/pretrain/ (tiny, quick, "
@@ -185,15 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="generate tunes from a run directory")
     p.add_argument("--checkpoint", required=True, help="run directory of pretrain or finetune")
-    p.add_argument("--num", type=int, default=8, help="number of tunes")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0 = greedy)")
-    p.add_argument("--top-k", type=int, default=0, help="sample from the k most likely characters (0 = off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
+    p.add_argument("--num", type=_number(int, 1), default=8, help="number of tunes")
+    p.add_argument("--temperature", type=_number(float, 0), default=1.0, help="softmax temperature (0 = greedy)")
+    p.add_argument("--top-k", type=_number(int, 0), default=0,
+                   help="sample from the k most likely characters (0 = off)")
+    p.add_argument("--top-p", type=_number(float, 0, 1, low_open=True), default=1.0,
+                   help="nucleus sampling mass, in (0, 1] (1 = off)")
     p.add_argument("--primer", help="ABC text every tune starts with (\\n for newlines), e.g. 'X:1\\nT:Jig\\nM:6/8\\n'")
-    p.add_argument("--key", help="ask for this key, e.g. D, Ador, Gm (builds a header primer)")
-    p.add_argument("--meter", help="ask for this meter, e.g. 6/8 (builds a header primer)")
+    p.add_argument("--key", type=_key, help="ask for this key, e.g. D, Ador, Gm (builds a header primer)")
+    p.add_argument("--meter", type=_meter, help="ask for this meter, e.g. 6/8 (builds a header primer)")
     p.add_argument("--title", help="title of the tunes (builds a header primer)")
-    p.add_argument("--max-length", type=int, default=1500, help="stop a tune at this many characters")
+    p.add_argument("--max-length", type=_number(int, 2), default=1500, help="stop a tune at this many characters")
     p.add_argument("--seed", type=int, default=0, help="same seed, same tunes")
     p.add_argument("--out", help="folder for the tunes (default: print ABC to stdout)")
     p.add_argument("--formats", default="abc", help="comma-separated: abc,mid,wav,svg,html")
@@ -204,10 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="run directory of the prior: adds kl_to_reference")
     p.add_argument("--data", nargs="+", help="real tunes (files, folders, globs, music21 collections): a corpus "
                                              "column, and nll_bits_per_char of the model")
-    p.add_argument("--num", type=int, default=100, help="tunes sampled (and corpus tunes drawn)")
+    p.add_argument("--num", type=_number(int, 1), default=100, help="tunes sampled (and corpus tunes drawn)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-length", type=int, default=1500)
+    p.add_argument("--temperature", type=_number(float, 0), default=1.0)
+    p.add_argument("--max-length", type=_number(int, 2), default=1500)
     p.add_argument("--json", help="write the metrics here (JSON)")
     p.add_argument("--plots", help="write pitch-class and interval histograms here (PNG)")
     p.add_argument("--rewards", help="comma-separated reward names (or module:function): adds the mean of each")
@@ -250,7 +293,10 @@ def _watch_interrupts() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rlmusic import _quiet
+
     args = build_parser().parse_args(argv)
+    _quiet.enable()
     _watch_interrupts()
     try:
         return args.func(args)

@@ -1,18 +1,85 @@
-"""Config dataclasses <-> YAML, with `--set a.b=value` overrides.
+"""Config dataclasses <-> YAML, with `--set a.b=value` overrides, checked when they are built.
 
 Each command has one dataclass (fields documented where they are declared). YAML presets fill them; an unknown
-key or a value of the wrong type is a UserError naming the dotted key.
+key, a value of the wrong type, a value outside a field's `Literal[...]` choices or its `Range`, and any NaN or
+infinite number are a UserError naming the dotted key, before any work is done. Config classes derive from
+`Checked`, so a config built in Python (`TrainConfig(steps=0)`) is checked too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 
 import yaml
 
 from rlmusic.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric field: `steps: Annotated[int, Range(1)]` is at least 1."""
+
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False
+    """True: the minimum itself is not allowed (learning_rate > 0)."""
+    max_open: bool = False
+
+    def problem(self, value) -> str | None:
+        low = self.min is None or (value > self.min if self.min_open else value >= self.min)
+        high = self.max is None or (value < self.max if self.max_open else value <= self.max)
+        return None if low and high else f"expected {self.describe()}, got {value!r}"
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f"{'>' if self.min_open else '>='} {self.min:g}")
+        if self.max is not None:
+            parts.append(f"{'<' if self.max_open else '<='} {self.max:g}")
+        return "a number " + " and ".join(parts)
+
+
+class FieldError(UserError):
+    """A field's value is not allowed; `from_dict` adds the dotted prefix of the key."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"config key {field}: {message}")
+        self.field, self.message = field, message
+
+
+class Checked:
+    """Base of config dataclasses: every field is checked against its type's `Literal` choices and `Range`
+    when the object is built."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self), include_extras=True)
+        for f in dataclasses.fields(self):
+            problem = _constraint_problem(getattr(self, f.name), hints[f.name])
+            if problem:
+                raise FieldError(f.name, problem)
+
+
+def _constraint_problem(value, tp) -> str | None:
+    if typing.get_origin(tp) is typing.Annotated:
+        base, *marks = typing.get_args(tp)
+        for mark in marks:
+            if isinstance(mark, Range) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if (problem := mark.problem(value)):
+                    return problem
+        return _constraint_problem(value, base)
+    if typing.get_origin(tp) is typing.Literal:
+        choices = typing.get_args(tp)
+        return None if value in choices else f"expected one of {', '.join(map(str, choices))}, got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value}"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                return f"{k}: expected a finite number, got {v}"
+    return None
 
 
 def _type_name(tp) -> str:
@@ -22,6 +89,13 @@ def _type_name(tp) -> str:
 def _coerce(value, tp, key: str):
     """Check `value` (parsed from YAML) against the field type `tp`; return it in that type."""
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _coerce(value, typing.get_args(tp)[0], key)
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise UserError(f"config key {key}: expected one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
     if origin is typing.Union:  # Optional[X]
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
@@ -46,13 +120,18 @@ def _coerce(value, tp, key: str):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):
+                raise UserError(f"config key {key}: expected a finite number, got {value!r}")
+            return number
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -67,15 +146,16 @@ def _coerce(value, tp, key: str):
 
 def from_dict(cls, data: dict, prefix: str = ""):
     """Build dataclass `cls` from a (partial) mapping: missing fields keep their defaults."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     for k in data:
         if k not in names:
             raise UserError(f"unknown config key {prefix}{k} (valid keys here: {', '.join(sorted(names))})")
-    obj = cls()
-    for k, v in data.items():
-        setattr(obj, k, _coerce(v, hints[k], prefix + k))
-    return obj
+    values = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        return cls(**values)
+    except FieldError as exc:  # a value out of its range, named with its full dotted key
+        raise UserError(f"config key {prefix}{exc.field}: {exc.message}") from None
 
 
 def to_dict(obj) -> dict:

@@ -19,23 +19,24 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Annotated, Iterator, Literal
 
 import numpy as np
 
 from rlmusic._tf import tf
+from rlmusic.config import Checked, Range
 from rlmusic.corpus import DEFAULT_SOURCES, TUNE_SEPARATOR, join_tunes, load_corpus, split_train_val
 from rlmusic.errors import UserError
 from rlmusic.vocab import Vocab
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Checked):
     sources: list[str] = field(default_factory=lambda: list(DEFAULT_SOURCES))
     """music21 collection names, .abc files, folders or globs (`--data` replaces this list)."""
-    val_fraction: float = 0.05
+    val_fraction: Annotated[float, Range(0, 1, min_open=True, max_open=True)] = 0.05
     """Share of tunes held out for validation (split by tune, never inside one)."""
-    max_chars: int = 4000
+    max_chars: Annotated[int, Range(1)] = 4000
     """Tunes longer than this (after cleaning) are dropped: they are medleys or transcription debris."""
     seed: int = 0
     """Seed of the train/validation split."""
@@ -43,7 +44,7 @@ class DataConfig:
     """Train only on tunes that pass the validity check (abc2midi when installed, else the scanner): the few
     invalid tunes of the corpus teach exactly the errors sampled tunes make. Validation tunes are never filtered,
     so validation figures compare across this setting."""
-    windows: str = "tunes"
+    windows: Literal["tunes", "random"] = "tunes"
     """"tunes": rows read whole tunes with the state carried across windows; "random": windows at random offsets
     from a zero state (see the module docstring)."""
 

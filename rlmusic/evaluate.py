@@ -178,12 +178,11 @@ def markdown_table(columns: dict[str, dict]) -> str:
 
 def plot_histograms(sources: dict[str, list[str]], path: Path) -> None:
     """Pitch-class and melodic-interval histograms of each source, overlaid, as one PNG."""
-    import matplotlib
+    from rlmusic.rundir import atomic_write_bytes
+    from rlmusic.runlog import figure_png, new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    fig = new_figure((12, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
     for label, tunes in sources.items():
         pcs, intervals = [], []
@@ -200,14 +199,7 @@ def plot_histograms(sources: dict[str, list[str]], path: Path) -> None:
     ax2.set(title="Melodic intervals (semitones, clipped at an octave)", ylabel="share of intervals")
     ax1.legend()
     ax2.legend()
-    fig.tight_layout()
-    from rlmusic.rundir import atomic_write_bytes
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig, dpi=110))
 
 
 def write_json(path: Path, metrics: dict) -> None:

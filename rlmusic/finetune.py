@@ -12,19 +12,21 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 
 from rlmusic import config as config_lib, validity
 from rlmusic._tf import quiet_import, tf
+from rlmusic.config import Checked, Range
 from rlmusic.corpus import DEFAULT_PRIMER
+from rlmusic.data import DataConfig, windows_dataset
 from rlmusic.envs.composition import DEFAULT_REWARDS, AbcCompositionEnv
 from rlmusic.envs.tfa_adapter import batched, drain_finished
 from rlmusic.errors import UserError
 from rlmusic.model import ModelConfig
-from rlmusic.rewards.mix import DEFAULT_TIME_LIMIT, RewardMix
 from rlmusic.policy import CharPolicyNetwork, kl_shaped_rewards, sequence_log_probs
-from rlmusic.data import DataConfig, windows_dataset
+from rlmusic.rewards.mix import DEFAULT_TIME_LIMIT, RewardMix
 from rlmusic.rundir import RunDir, load_model
 
 quiet_import("tf_agents")
@@ -38,56 +40,56 @@ from tf_agents.utils import common  # noqa: E402
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Checked):
     rewards: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARDS))
     """Reward name (built-in, entry point or module:function) -> weight."""
     gate: str = "valid,abc2midi,enough_bars,no_excessive_repeats"
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); see
     AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
-    rewards_time_limit: float = DEFAULT_TIME_LIMIT
+    rewards_time_limit: Annotated[float, Range(0)] = DEFAULT_TIME_LIMIT
     """Seconds a reward may take on one batch of tunes before the run stops with an error naming it (0: none)."""
-    beta: float = 0.1
+    beta: Annotated[float, Range(0)] = 0.1
     """Weight of the KL penalty to the pretrained model, per character (the start value with `kl_target`)."""
-    kl_target: float = 0.1
+    kl_target: Annotated[float, Range(0)] = 0.1
     """Adaptive KL control (Ziegler et al. 2019): if > 0, beta is adjusted after every iteration to hold the KL to
     the pretrained model near this many nats per character. 0: beta stays fixed."""
-    ptx_coef: float = 0.1
+    ptx_coef: Annotated[float, Range(0)] = 0.1
     """Weight of the supervised loss on real tunes (PPO-ptx, InstructGPT): the agent's loss gets ptx_coef x the
     cross-entropy of a batch of windows from real tunes, a fresh batch each iteration. 0: off."""
     ptx_data: list[str] = field(default_factory=list)
     """Sources of the real tunes for ptx_coef (as pretrain's data.sources); empty: the pretrained run's training
     split (its data.sources, val_fraction and seed), so the held-out tunes stay held out."""
-    ptx_batch: int = 16
+    ptx_batch: Annotated[int, Range(1)] = 16
     """Windows of 128 characters per supervised step."""
-    discount: float = 1.0
+    discount: Annotated[float, Range(0, 1)] = 1.0
     """Discount of future rewards. 1.0: a tune is one episode scored at its end; below 1 (PPOAgent's own default
     is 0.99) the end-of-tune reward fades over hundreds of characters and short tunes win."""
-    gae_lambda: float = 1.0
+    gae_lambda: Annotated[float, Range(0, 1)] = 1.0
     """PPO: lambda of generalised advantage estimation. 1.0: each character's advantage is the tune's actual
     return minus the value estimate. Below 1 (PPO's default is 0.95) the end-of-tune reward reaches a character
     T steps earlier with weight lambda^T (0.95^200 ~ 0) and the rest rests on the young value network, which
     overrates the character that ends a tune: tunes shrank (measured: 255 -> 100 chars in 13 iterations)."""
-    agent: str = "ppo"
+    agent: Literal["ppo", "reinforce"] = "ppo"
     """"ppo" (tf-agents PPOClipAgent) or "reinforce" (ReinforceAgent with a value baseline)."""
-    iterations: int = 120
+    iterations: Annotated[int, Range(1)] = 120
     """Collect-and-update iterations in total (a re-run with a higher value continues)."""
-    tunes_per_iteration: int = 16
+    tunes_per_iteration: Annotated[int, Range(1)] = 16
     """Tunes collected per iteration (one environment each, stepped as a batch)."""
-    max_length: int = 600
+    max_length: Annotated[int, Range(2)] = 600
     """Characters per tune (after the primer) before the episode is truncated."""
     primer: str = DEFAULT_PRIMER
     """Every tune starts with this text (a header asks for a key or meter); must end with a newline."""
-    learning_rate: float = 2e-4
+    learning_rate: Annotated[float, Range(0, min_open=True)] = 2e-4
     """Adam learning rate of the policy and value networks."""
-    num_epochs: int = 4
+    num_epochs: Annotated[int, Range(1)] = 4
     """PPO: passes over each batch of tunes."""
-    clip: float = 0.2
+    clip: Annotated[float, Range(0, min_open=True)] = 0.2
     """PPO: importance-ratio clipping."""
-    entropy: float = 0.0
+    entropy: Annotated[float, Range(0)] = 0.0
     """Entropy bonus weight."""
-    value_units: int = 128
+    value_units: Annotated[int, Range(1)] = 128
     """LSTM units of the value network (it has its own embedding and LSTM)."""
-    checkpoint_every: int = 10
+    checkpoint_every: Annotated[int, Range(1)] = 10
     """Iterations between checkpoints (the last is always saved)."""
     seed: int = 0
     """Seed of weights of the value network and of the policy's sampling."""
@@ -249,13 +251,11 @@ def make_agent(cfg: FinetuneConfig, env, actor):
             discount_factor=cfg.discount, lambda_value=cfg.gae_lambda,
             use_gae=True, normalize_observations=False,  # token ids are not to be normalised
             normalize_rewards=False, train_step_counter=counter)
-    elif cfg.agent == "reinforce":
+    else:  # "reinforce" (the config allows nothing else)
         agent = PtxReinforceAgent(
             env.time_step_spec(), env.action_spec(), actor_network=actor, optimizer=optimizer,
             value_network=value_net, normalize_returns=True, entropy_regularization=cfg.entropy, gamma=cfg.discount,
             train_step_counter=counter)
-    else:
-        raise UserError(f"config key agent: expected ppo or reinforce, got {cfg.agent!r}")
     agent.initialize()
     return agent, value_net, optimizer
 

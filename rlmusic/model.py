@@ -10,23 +10,25 @@ per LSTM layer and, with `attention_window`, the attention window's [keys, value
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from rlmusic._tf import tf
 from rlmusic.attention import HEAD_DIM, HEADS, WindowAttention
+from rlmusic.config import Checked, Range
 from rlmusic.lstm import FastLSTM
 
 
 @dataclass
-class ModelConfig:
-    embedding_dim: int = 64
+class ModelConfig(Checked):
+    embedding_dim: Annotated[int, Range(1)] = 64
     """Size of the learned vector for each character."""
-    units: int = 512
+    units: Annotated[int, Range(1)] = 512
     """LSTM units per layer (the hidden and cell state size)."""
-    layers: int = 1
+    layers: Annotated[int, Range(1)] = 1
     """Number of stacked LSTM layers."""
-    dropout: float = 0.0
+    dropout: Annotated[float, Range(0, 1, max_open=True)] = 0.0
     """Dropout on each LSTM layer's output during training (0 = off)."""
-    attention_window: int = 0
+    attention_window: Annotated[int, Range(0)] = 0
     """Causal attention from each step over the previous N outputs of the last LSTM layer (0 = off); see
     rlmusic/attention.py and benchmarks/attention.py for what it buys."""
 

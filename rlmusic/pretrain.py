@@ -11,13 +11,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 from rlmusic._tf import tf
 
 from rlmusic import config as config_lib
+from rlmusic.config import Checked, Range
 from rlmusic.corpus import join_tunes
-from rlmusic.data import DataConfig, TrainingData, TuneWindows, prepare, tune_sequences, val_batches, windows_dataset
+from rlmusic.data import (DataConfig, TrainingData, TuneWindows, prepare, tune_sequences, val_batches,
+                          windows_dataset)
 from rlmusic.errors import UserError
 from rlmusic.model import ModelConfig, build_model, flops_per_char
 from rlmusic.rundir import RunDir
@@ -25,35 +28,35 @@ from rlmusic.vocab import Vocab
 
 
 @dataclass
-class TrainConfig:
-    steps: int = 1500
+class TrainConfig(Checked):
+    steps: Annotated[int, Range(1)] = 1500
     """Optimizer steps in total (a re-run with a higher value continues training)."""
-    batch_size: int = 64
+    batch_size: Annotated[int, Range(1)] = 64
     """Windows per batch."""
-    seq_length: int = 128
+    seq_length: Annotated[int, Range(1)] = 128
     """Characters per window (backpropagation through time length)."""
-    learning_rate: float = 3e-3
+    learning_rate: Annotated[float, Range(0, min_open=True)] = 3e-3
     """Peak Adam learning rate."""
-    warmup_steps: int = 100
+    warmup_steps: Annotated[int, Range(0)] = 100
     """Linear warm-up to the peak learning rate."""
-    min_lr_fraction: float = 0.1
+    min_lr_fraction: Annotated[float, Range(0, 1)] = 0.1
     """Cosine decay ends at this fraction of the peak, at `steps`."""
-    clip_norm: float = 1.0
+    clip_norm: Annotated[float, Range(0)] = 1.0
     """Global gradient-norm clipping (0 = off)."""
-    log_every: int = 50
+    log_every: Annotated[int, Range(1)] = 50
     """Steps between rows in metrics.jsonl and TensorBoard."""
-    eval_every: int = 250
+    eval_every: Annotated[int, Range(1)] = 250
     """Steps between validation passes (and checkpoints). The last step is always evaluated."""
-    eval_chars: int = 200_000
+    eval_chars: Annotated[int, Range(0)] = 200_000
     """Validation characters per pass (the first ones of the held-out stream; 0 = all)."""
     seed: int = 0
     """Seed of weight initialisation and window sampling."""
-    precision: str = "float32"
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     """"float32" or "mixed_bfloat16" (faster only on CPUs with AVX512-BF16/AMX or on GPUs)."""
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(Checked):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -177,13 +180,20 @@ def _diverged(what: str, value: float, step: int, last_good: int | None, run: Ru
 
 
 def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, log=print) -> Path:
+    """Train (or resume) the run in `out`; returns its path. Keras' global precision policy is set for the run's
+    model and put back as it was afterwards."""
+    before = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(cfg.train.precision)
+    try:
+        return _run_pretrain(cfg, out, use_wandb, log)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(before)
+
+
+def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log) -> Path:
     from rlmusic.runlog import RunLogger, progress
 
     tcfg = cfg.train
-    if tcfg.precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
-        raise UserError(f"config key train.precision: expected float32, mixed_bfloat16 or mixed_float16, "
-                        f"got {tcfg.precision!r}")
-    tf.keras.mixed_precision.set_global_policy(tcfg.precision)
     run = RunDir(out)
     data = prepare_data(cfg, log)
     vocab, corpus = data.vocab, data.corpus

@@ -88,15 +88,9 @@ CURVES = ("reward", "valid_rate", "kl", "chars_per_tune")
 def plot_curves(run: RunDir, name: str = "curves.png") -> Path:
     """The run's curves from metrics.jsonl as one PNG: total reward, valid rate, KL per char, tune length, and
     every reward's mean (rewards/<name>) in the last panel."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = run.read_metrics()
-    fig, axes = plt.subplots(1, len(CURVES) + 1, figsize=(4 * (len(CURVES) + 1), 3.4))
+    fig = new_figure((4 * (len(CURVES) + 1), 3.4))
+    axes = fig.subplots(1, len(CURVES) + 1)
     for ax, key in zip(axes, CURVES):
         points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         if points:
@@ -108,10 +102,26 @@ def plot_curves(run: RunDir, name: str = "curves.png") -> Path:
             axes[-1].plot(*zip(*points), label=key.split("/", 1)[1])
     axes[-1].set(title="rewards (mean score)", xlabel="iteration", ylim=(-0.05, 1.05))
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    path = run.path / name
+    atomic_write_bytes(path, figure_png(fig, dpi=100))
+    return path
+
+
+def new_figure(size: tuple[float, float]):
+    """A matplotlib Figure drawn by the Agg canvas directly: no pyplot, so no global backend is chosen or
+    changed for the process that imported us (a notebook keeps its own)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    import io
+
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    path = run.path / name
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

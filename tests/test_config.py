@@ -37,6 +37,48 @@ def test_bad_overrides_name_the_key(override, message):
         config.load(PretrainConfig, None, [override])
 
 
+@pytest.mark.parametrize("override,message", [
+    # each accepted or crashing before these checks (issue reproductions)
+    ("train.steps=-5", "config key train.steps: expected a number >= 1, got -5"),
+    ("train.steps=0", "config key train.steps: expected a number >= 1, got 0"),
+    ("train.batch_size=0", "config key train.batch_size: expected a number >= 1"),
+    ("train.learning_rate=nan", "config key train.learning_rate: expected a finite number"),
+    ("train.learning_rate=0", "config key train.learning_rate: expected a number > 0"),
+    ("train.seq_length=0", "config key train.seq_length: expected a number >= 1"),
+    ("model.units=0", "config key model.units: expected a number >= 1"),
+    ("model.units=-3", "config key model.units: expected a number >= 1"),
+    ("model.dropout=1", "config key model.dropout: expected a number >= 0 and < 1"),
+    ("data.val_fraction=1.5", "config key data.val_fraction: expected a number > 0 and < 1"),
+    ("data.val_fraction=0", "config key data.val_fraction: expected a number > 0 and < 1"),
+    ("data.windows=sliding", "config key data.windows: expected one of tunes, random, got 'sliding'"),
+    ("train.precision=float16", "config key train.precision: expected one of float32, mixed_bfloat16"),
+])
+def test_values_out_of_range_name_the_key_and_the_range(override, message):
+    with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        config.load(PretrainConfig, None, [override])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("rewards.valid=nan", "config key rewards.valid: expected a finite number"),
+    ("agent=sac", "config key agent: expected one of ppo, reinforce"),
+    ("discount=1.5", "config key discount: expected a number >= 0 and <= 1"),
+    ("tunes_per_iteration=0", "config key tunes_per_iteration: expected a number >= 1"),
+    ("beta=-0.1", "config key beta: expected a number >= 0"),
+])
+def test_finetune_values_are_checked(override, message):
+    from rlmusic.finetune import FinetuneConfig
+
+    with pytest.raises(UserError, match=message.replace(".", r"\.")):
+        config.load(FinetuneConfig, None, [override])
+
+
+def test_a_config_built_in_python_is_checked_too():
+    from rlmusic.pretrain import TrainConfig
+
+    with pytest.raises(UserError, match="config key steps: expected a number >= 1"):
+        TrainConfig(steps=0)
+
+
 def test_bad_yaml_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train: [unclosed\n")
