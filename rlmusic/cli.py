@@ -6,12 +6,20 @@ Every bad input ends as one `error: ...` line on stderr and exit status 2 (see r
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from rlmusic.errors import EXIT_USER_ERROR, UserError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+def _config_dir() -> Path:
+    """The presets: rlmusic/configs/ when installed from a wheel, the repository's configs/ otherwise."""
+    here = Path(__file__).resolve().parent
+    installed = here / "configs"
+    return installed if (installed / "pretrain").is_dir() else here.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def _config_path(value: str | None, command: str) -> Path | None:
@@ -202,9 +210,12 @@ def _meter(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m rlmusic", description=__doc__.splitlines()[0])
+    common = _Parser(add_help=False)
+    common.add_argument("--traceback", action="store_true",
+                        help="on an error, also print the traceback of its cause (or set RLMUSIC_TRACEBACK=1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("pretrain", help="train the character LSTM on ABC tunes")
+    p = sub.add_parser("pretrain", parents=[common], help="train the character LSTM on ABC tunes")
     p.add_argument("--config", help="YAML config file, or a preset name from configs/pretrain/ (tiny, quick, "
                    "attention, mit_lab); default: the default preset")
     p.add_argument("--data", nargs="+", help="ABC files, folders, globs or music21 collections (default: the "
@@ -215,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (honours WANDB_MODE=offline)")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("finetune", help="fine-tune a pretrained run with RL on reward plugins (KL-controlled)")
+    p = sub.add_parser("finetune", parents=[common], help="fine-tune a pretrained run with RL on reward plugins (KL-controlled)")
     p.add_argument("--checkpoint", required=True, help="the pretrained run directory")
     p.add_argument("--config", help="YAML config file, or a preset name from configs/finetune/ (tiny, quick, "
                    "sequence_tutor); default: the default preset")
@@ -224,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (honours WANDB_MODE=offline)")
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("sample", help="generate tunes from a run directory")
+    p = sub.add_parser("sample", parents=[common], help="generate tunes from a run directory")
     p.add_argument("--checkpoint", required=True, help="run directory of pretrain or finetune")
     p.add_argument("--num", type=_number(int, 1), default=8, help="number of tunes")
     p.add_argument("--temperature", type=_number(float, 0), default=1.0, help="softmax temperature (0 = greedy)")
@@ -242,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="abc", help="comma-separated: abc,mid,wav,svg,html")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("evaluate", help="metrics table of a model's tunes (or of real tunes)")
+    p = sub.add_parser("evaluate", parents=[common], help="metrics table of a model's tunes (or of real tunes)")
     p.add_argument("--checkpoint", nargs="+", help="run directories to sample from (one column each)")
     p.add_argument("--reference", help="run directory of the prior: adds kl_to_reference")
     p.add_argument("--data", nargs="+", help="real tunes (files, folders, globs, music21 collections): a corpus "
@@ -256,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rewards", help="comma-separated reward names (or module:function): adds the mean of each")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("rewards", help="list every registered reward")
+    p = sub.add_parser("rewards", parents=[common], help="list every registered reward")
     p.set_defaults(func=cmd_rewards)
     return parser
 
@@ -301,8 +312,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _report(exc, args.traceback or os.environ.get("RLMUSIC_TRACEBACK") == "1")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
+        _fresh_line()
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _fresh_line() -> None:
+    """Close any progress bar still drawn, so the message that follows starts a line of its own."""
+    runlog = sys.modules.get("rlmusic.runlog")  # no bar was drawn if it was never imported
+    if runlog is not None:
+        runlog.close_bars()
+
+
+def _report(exc: UserError, traceback: bool) -> None:
+    _fresh_line()
+    if traceback and exc.__cause__ is not None:
+        import traceback as tb
+
+        tb.print_exception(exc.__cause__, file=sys.stderr)
+    print(f"error: {exc}", file=sys.stderr)

@@ -260,6 +260,27 @@ def make_agent(cfg: FinetuneConfig, env, actor):
     return agent, value_net, optimizer
 
 
+# What a resumed run must share with the run it continues: otherwise it is another experiment.
+SAME_EXPERIMENT = ("pretrained", "model", "agent", "value_units")
+
+
+def check_resumable(run: RunDir, cfg: FinetuneConfig, vocab) -> None:
+    saved = run.read_config_dict()
+    for key in SAME_EXPERIMENT:
+        mine, theirs = config_lib.to_dict(cfg)[key], saved.get(key)
+        if key == "pretrained":
+            same = theirs is not None and Path(theirs).resolve() == Path(mine).resolve()
+        else:
+            same = theirs == mine
+        if not same:
+            raise UserError(f"--out {run.path} holds a run with {key}={theirs} (this one: {mine}); resuming it would "
+                            f"change the experiment; use another --out, or delete {run.path} to start fresh")
+    saved_vocab = run.read_vocab()
+    if saved_vocab != vocab:
+        raise UserError(f"--out {run.path} holds a run with another vocabulary ({saved_vocab.diff(vocab)}); "
+                        f"use another --out, or delete {run.path} to start fresh")
+
+
 def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, use_wandb: bool = False,
                  log=print) -> Path:
     from rlmusic.runlog import RunLogger, plot_curves, progress
@@ -274,11 +295,11 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
     cfg.pretrained = str(checkpoint)
     log("config:\n" + config_lib.dump_yaml(cfg).rstrip())  # resolved: the model and pretrained run filled in
     run = RunDir(out)
-    if run.exists():
-        saved = run.read_vocab()
-        if saved != vocab:
-            raise UserError(f"--out {run.path} holds a run with another vocabulary ({saved.diff(vocab)}); "
-                            f"use another --out, or delete {run.path} to start fresh")
+    run.check_is_run_dir("--out")
+    run.clean_temporary()
+    resuming = run.exists() and run.has_checkpoint()  # a folder without a checkpoint is replaced
+    if resuming:
+        check_resumable(run, cfg, vocab)
     tf.keras.utils.set_random_seed(cfg.seed)
     rollouts = Rollouts(cfg, vocab, policy_model, mix)
     primer_ids = rollouts.primer_ids
@@ -288,9 +309,10 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
     beta = tf.Variable(cfg.beta, dtype=tf.float64)  # adapted with kl_target; saved so a resume continues it
     objects = dict(model=policy_model, value_net=value_net, optimizer=optimizer, iteration=iteration,
                    kl_beta=beta)
-    if run.latest_step() is not None:
-        run.restore_checkpoint(partial=True, **objects)
+    if resuming:
+        run.restore_newest(log=log, partial=True, **objects)
         log(f"resuming from iteration {int(iteration.numpy())} in {run.path}")
+    run.truncate_metrics(int(iteration.numpy()))
     ptx_batches = None
     if cfg.ptx_coef > 0:
         stream = ptx_stream(cfg, pre_cfg, vocab, log)

@@ -197,8 +197,11 @@ def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log) ->
     run = RunDir(out)
     data = prepare_data(cfg, log)
     vocab, corpus = data.vocab, data.corpus
-    resuming = run.exists() and run.latest_step() is not None
-    if run.exists():
+    run.check_is_run_dir("--out")
+    run.clean_temporary()
+    # A folder without a checkpoint (a run that failed before its first one) is replaced, not resumed.
+    resuming = run.exists() and run.has_checkpoint()
+    if resuming:
         check_resumable(run, cfg, vocab)
 
     tf.keras.utils.set_random_seed(tcfg.seed)
@@ -207,9 +210,9 @@ def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log) ->
     trainer = Trainer(model, tcfg, carry=by_tune)
     step = 0
     if resuming:
-        step = run.restore_checkpoint(**trainer.checkpoint_objects())
-        run.truncate_metrics(step)  # rows logged after the checkpoint are logged again by this run
+        step = run.restore_newest(log=log, **trainer.checkpoint_objects())
         log(f"resuming from step {step} in {run.path}")
+    run.truncate_metrics(step)  # rows logged after the checkpoint (or by a run without one) are logged again
     train_seqs, val_seqs = tune_sequences(vocab, data.train), tune_sequences(vocab, data.val)
     train_chars = sum(len(s) for s in train_seqs)
     run.path.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -171,10 +172,49 @@ class RunDir:
             status.assert_existing_objects_matched()
             if partial:
                 status.expect_partial()
-        except Exception as exc:  # noqa: BLE001 - whatever the reader trips on, the files are not a usable checkpoint
+        except (tf.errors.OpError, ValueError, AssertionError, OSError, IndexError) as exc:
+            # what the checkpoint reader raises for missing, truncated or foreign files and for variables whose
+            # shapes or names do not match the model built from config.yaml
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{prefix.parent}: corrupt or mismatched checkpoint ({first[:200]})") from None
+            raise UserError(f"{prefix.parent}: corrupt or mismatched checkpoint ({first[:200]})") from exc
         return step
+
+    def restore_newest(self, log=print, partial: bool = False, **objects) -> int:
+        """Restore the newest checkpoint that reads; an unreadable newest one (a disk fault, a kill during a
+        copy) falls back to the one before, saying so. If none reads, the newest one's error is raised."""
+        steps = self.checkpoint_steps()
+        first_error = None
+        for step in reversed(steps):
+            try:
+                restored = self.restore_checkpoint(step, partial=partial, **objects)
+            except UserError as exc:
+                first_error = first_error or exc
+                continue
+            if first_error is not None:
+                log(f"warning: {first_error}; using the previous checkpoint, step {restored}")
+            return restored
+        if first_error is None:
+            raise UserError(f"{self.path}: the run has no checkpoint yet (checkpoints/step-N)")
+        raise first_error
+
+    def clean_temporary(self) -> None:
+        """Remove what a run killed while saving left behind (`.tmp-step-*` folders, `.name.*.tmp` files)."""
+        for root in (self.checkpoint_root, self.path):
+            if not root.is_dir():
+                continue
+            for p in root.iterdir():
+                if p.name.startswith(".tmp-step-") and p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                elif p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():
+                    p.unlink(missing_ok=True)
+
+    def has_checkpoint(self) -> bool:
+        return self.latest_step() is not None
+
+    def check_is_run_dir(self, flag: str) -> None:
+        """Before any work: the path must be a folder (or not exist yet), never a file."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"{flag} {self.path}: is a file, not a run directory")
 
 
 def load_model(path: str | Path):
@@ -189,5 +229,5 @@ def load_model(path: str | Path):
     model_cfg = config_lib.from_dict(ModelConfig, cfg.get("model") or {}, prefix="model.")
     vocab = run.read_vocab()
     model = build_model(len(vocab), model_cfg)
-    run.restore_checkpoint(model=model, partial=True)
+    run.restore_newest(model=model, partial=True, log=lambda m: print(m, file=sys.stderr))
     return model, vocab, cfg

@@ -6,6 +6,7 @@ W&B honours WANDB_MODE: `offline` writes the run locally (tests use it), `disabl
 from __future__ import annotations
 
 import sys
+import weakref
 from pathlib import Path
 
 from rlmusic._tf import tf
@@ -15,9 +16,22 @@ from rlmusic import config as config_lib
 from rlmusic.rundir import RunDir, atomic_write_bytes
 
 
+_BARS: "weakref.WeakSet[tqdm]" = weakref.WeakSet()
+
+
 def progress(**kwargs) -> tqdm:
     """A progress bar on stderr with rate and ETA; `mininterval` keeps it cheap in tight loops."""
-    return tqdm(file=sys.stderr, dynamic_ncols=True, mininterval=0.5, **kwargs)
+    bar = tqdm(file=sys.stderr, dynamic_ncols=True, mininterval=0.5, **kwargs)
+    _BARS.add(bar)
+    return bar
+
+
+def close_bars() -> None:
+    """Close the bars still open (a run stopped by an error): each ends its line, so an error message that
+    follows is not glued to the end of a bar."""
+    for bar in list(_BARS):
+        bar.close()
+    _BARS.clear()
 
 
 class RunLogger:

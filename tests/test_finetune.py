@@ -153,7 +153,7 @@ def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--checkpoint", "{tmp}/none"], "no such run directory"),
     (["--checkpoint", "{run}", "--set", "rewards.nope=1"], "unknown reward 'nope'; valid names: abc2midi"),
-    (["--checkpoint", "{run}", "--set", "agent=dqn"], "expected ppo or reinforce"),
+    (["--checkpoint", "{run}", "--set", "agent=dqn"], "config key agent: expected one of ppo, reinforce"),
     (["--checkpoint", "{run}", "--set", "rewards.toy_rewards:broken=1"], "reward toy_rewards:broken"),
 ])
 def test_finetune_bad_inputs(tiny_run, tmp_path, capsys, args, message):
@@ -168,7 +168,8 @@ def test_out_with_another_vocabulary_is_refused(tiny_run, tmp_path, capsys):
     cli("finetune", "--checkpoint", other, "--config", "tiny", "--out", out, "--set", "iterations=1",
         "--set", "rewards={toy_rewards:share_of_a: 1.0}", "--set", "ptx_coef=0")
     code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, capsys=capsys)
-    assert code == 2 and "holds a run with another vocabulary" in err
+    # another pretrained run would silently become the KL prior of the resumed run
+    assert code == 2 and f"holds a run with pretrained={other}" in err and "change the experiment" in err
 
 
 def test_wandb_offline_run_has_a_table_of_tunes(tiny_run, tmp_path, monkeypatch):

@@ -128,7 +128,7 @@ def test_out_with_a_different_model_is_refused(tmp_path, data_dir, capsys):
 @pytest.mark.parametrize("damage,message", [
     ("config", "config.yaml: corrupt config file"),
     ("vocab", "vocab.json: corrupt vocabulary file"),
-    ("checkpoint", "corrupt or mismatched checkpoint"),
+    ("checkpoints", "corrupt or mismatched checkpoint"),
 ])
 def test_corrupt_run_dir(tmp_path, data_dir, capsys, damage, message):
     out = tmp_path / "run"
@@ -137,13 +137,50 @@ def test_corrupt_run_dir(tmp_path, data_dir, capsys, damage, message):
         (out / "config.yaml").write_text("model: [\n")
     elif damage == "vocab":
         (out / "vocab.json").write_text("{not json")
-    else:
-        for f in (out / "checkpoints").glob("step-6/ckpt.data*"):
+    else:  # both checkpoints (with only the newest damaged the run falls back: see below)
+        for f in (out / "checkpoints").glob("step-*/ckpt.data*"):
             f.write_bytes(b"garbage" * 10)
     capsys.readouterr()
     code, _, err = cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY + ["train.steps=8"]),
                        capsys=capsys)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY))
+    for f in (out / "checkpoints").glob("step-6/ckpt.data*"):
+        f.write_bytes(b"garbage" * 10)
+    capsys.readouterr()
+    code, _, err = cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY + ["train.steps=8"]),
+                       capsys=capsys)
+    assert code == 0 and "using the previous checkpoint, step 3" in err and "resuming from step 3" in err
+    assert [r["step"] for r in read_metrics(out) if "loss" in r] == [2, 4, 6, 8]  # 4 and 6 not logged twice
+
+
+def test_a_kill_after_a_checkpoint_leaves_no_doubled_rows_or_temp_folders(tmp_path, data_dir):
+    """What kill -9 leaves: rows logged after the last checkpoint and a half-written checkpoint folder."""
+    out = tmp_path / "run"
+    cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY))
+    with open(out / "metrics.jsonl", "a") as f:  # steps 7-8 logged, then killed before the step-9 checkpoint
+        f.write(json.dumps({"step": 8, "loss": 1.0}) + "\n")
+    (out / "checkpoints" / ".tmp-step-abc").mkdir()
+    (out / "checkpoints" / ".tmp-step-abc" / "ckpt.index").write_bytes(b"half")
+    cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY + ["train.steps=10"]))
+    assert [r["step"] for r in read_metrics(out) if "loss" in r] == [2, 4, 6, 8, 10]
+    assert not list((out / "checkpoints").glob(".tmp-*"))
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_is_replaced(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY))
+    import shutil
+
+    shutil.rmtree(out / "checkpoints")  # as a run that died before its first checkpoint leaves it
+    code, _, err = cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY + ["model.units=24"]),
+                       capsys=capsys)
+    assert code == 0 and "resuming" not in err
+    assert yaml.safe_load((out / "config.yaml").read_text())["model"]["units"] == 24
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, capsys, monkeypatch):
@@ -164,6 +201,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, c
                        capsys=capsys)
     assert code == 2
     assert "error: loss became nan at step 8; the last good checkpoint (step 6) is kept" in err
+    # on a line of its own, not glued to the end of the progress bar's line
+    assert any(line.startswith("error: loss became nan") for line in err.split("\n"))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-3", "step-6"]  # nothing new
     assert {p.name: p.read_bytes() for p in (out / "checkpoints" / "step-6").iterdir()} == good
 
