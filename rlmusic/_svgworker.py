@@ -2,11 +2,13 @@
 
 verovio can abort the whole process on malformed ABC (a C++ exception escaping), so sampled tunes are engraved
 here, never in the caller's process. Input on stdin: JSON list of [abc_text, svg_path]. For each item it writes
-the SVG (atomically) or nothing, then prints `done N` and flushes, so the parent knows where a crash happened.
+the SVG (atomically) and prints `done N`, or prints `fail N reason`; it flushes after each, so the parent knows
+where a crash happened and why a tune has no sheet music.
 """
 
 import json
 import sys
+from pathlib import Path
 
 from rlmusic.rundir import atomic_write_text
 
@@ -21,8 +23,14 @@ def main() -> None:
     for i, (text, path) in enumerate(json.load(sys.stdin)):
         tk = verovio.toolkit()
         tk.setOptions(OPTIONS)
-        if tk.loadData(text + "\n") and tk.getPageCount() >= 1:
-            atomic_write_text(__import__("pathlib").Path(path), tk.renderToSVG(1))
+        if not (tk.loadData(text + "\n") and tk.getPageCount() >= 1):
+            print(f"fail {i} verovio could not read the ABC", flush=True)
+            continue
+        try:
+            atomic_write_text(Path(path), tk.renderToSVG(1))
+        except OSError as exc:
+            print(f"fail {i} cannot write {path}: {exc.strerror or exc}", flush=True)
+            continue
         print(f"done {i}", flush=True)
 
 

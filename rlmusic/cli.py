@@ -60,12 +60,24 @@ def cmd_finetune(args) -> int:
     from rlmusic.finetune import FinetuneConfig, run_finetune
 
     cfg = config_lib.load(FinetuneConfig, _config_path(args.config, "finetune"), list(args.set or []))
-    out = run_finetune(cfg, args.checkpoint, args.out, use_wandb=args.wandb, log=lambda m: print(m, file=sys.stderr))
+    out = run_finetune(cfg, _checkpoint(args.checkpoint), args.out, use_wandb=args.wandb, log=lambda m: print(m, file=sys.stderr))
     print(f"run saved in {out}", file=sys.stderr)
     return 0
 
 
+def _checkpoint(value: str | None) -> Path:
+    """--checkpoint: a run directory, or none / `pretrained` for the model shipped in the package."""
+    from rlmusic.rundir import SHIPPED_MODEL, shipped_model
+
+    if value is None or value == "pretrained":
+        path = shipped_model()
+        print(f"using the shipped model {SHIPPED_MODEL} ({path})", file=sys.stderr)
+        return path
+    return Path(value)
+
+
 def cmd_sample(args) -> int:
+    from rlmusic import validity
     from rlmusic.render import check_formats, write_outputs
     from rlmusic.rundir import load_model
     from rlmusic.sample import DEFAULT_PRIMER, Sampler, header_primer
@@ -80,7 +92,10 @@ def cmd_sample(args) -> int:
         primer = header_primer(key=args.key, meter=args.meter, title=args.title)
     else:
         primer = DEFAULT_PRIMER
-    model, vocab, _ = load_model(args.checkpoint)
+    checker = validity.resolve_checker(args.checker)
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: is a file, not a folder")  # before the sampling work
+    model, vocab, _ = load_model(_checkpoint(args.checkpoint))
     tunes = Sampler(model, vocab).generate(args.num, primer=primer, max_length=args.max_length,
                                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                            seed=args.seed)
@@ -88,7 +103,8 @@ def cmd_sample(args) -> int:
         for t in tunes:
             print(t.text + "\n")
         return 0
-    summary = write_outputs(tunes, Path(args.out), formats, log=lambda m: print(m, file=sys.stderr))
+    summary = write_outputs(tunes, Path(args.out), formats, log=lambda m: print(m, file=sys.stderr),
+                            checker=checker)
     print(summary, file=sys.stderr)
     return 0
 
@@ -99,34 +115,45 @@ def cmd_evaluate(args) -> int:
     from rlmusic import evaluate
     from rlmusic.corpus import load_corpus
 
+    from rlmusic import validity
+
     if args.checkpoint is None and not args.data:
-        raise UserError("evaluate needs --checkpoint RUN, --data PATH, or both")
+        args.checkpoint = ["pretrained"]  # nothing named: the shipped model
     if args.reference and not args.checkpoint:
         raise UserError("--reference needs --checkpoint (the model to compare with it)")
+    use_abc2midi = validity.resolve_checker(args.checker) == "abc2midi"
+    for flag, value in (("--json", args.json), ("--plots", args.plots)):
+        if value is not None and Path(value).is_dir():
+            raise UserError(f"{flag} {value}: is a folder; give a file name")  # before the sampling work
     columns: dict[str, dict] = {}
     sources: dict[str, list[str]] = {}
     real: list[str] = []
     if args.data:
         tunes = load_corpus(args.data).tunes
         real = random.Random(args.seed).sample(tunes, min(args.num, len(tunes)))
-        columns["corpus"] = evaluate.tune_metrics(real)
+        columns["corpus"] = evaluate.tune_metrics(real, use_abc2midi)
         sources["corpus"] = real
     results: dict[str, dict] = {}
     for checkpoint in args.checkpoint or []:
         from rlmusic.rundir import load_model
         from rlmusic.sample import Sampler
 
+        checkpoint = _checkpoint(checkpoint)
         model, vocab, _ = load_model(checkpoint)
         sampled = [t.text for t in Sampler(model, vocab).generate(
             args.num, max_length=args.max_length, temperature=args.temperature, seed=args.seed)]
-        result = evaluate.tune_metrics(sampled)
+        result = evaluate.tune_metrics(sampled, use_abc2midi)
         if args.reference:
-            ref_model, ref_vocab, _ = load_model(args.reference)
+            ref_model, ref_vocab, _ = load_model(_checkpoint(args.reference))
             if ref_vocab != vocab:
                 raise UserError(f"--reference {args.reference} has another vocabulary ({vocab.diff(ref_vocab)})")
             result["kl_to_reference"] = evaluate.kl_to_reference(model, ref_model, vocab, sampled)
         if real:
             result["nll_bits_per_char"], skipped = evaluate.nll_bits_per_char(model, vocab, real)
+            if skipped == len(real):
+                unknown = sorted({c for t in real for c in vocab.unknown(t)})
+                raise UserError(f"--data: every tune holds characters outside the vocabulary of {checkpoint} "
+                                f"({' '.join(map(repr, unknown[:10]))}); nll_bits_per_char cannot be measured")
             if skipped:
                 print(f"nll_bits_per_char: {skipped} tunes skipped (characters outside the vocabulary)",
                       file=sys.stderr)
@@ -227,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("finetune", parents=[common], help="fine-tune a pretrained run with RL on reward plugins (KL-controlled)")
-    p.add_argument("--checkpoint", required=True, help="the pretrained run directory")
+    p.add_argument("--checkpoint", help="the pretrained run directory (default: `pretrained`, the model shipped "
+                                        "in the package)")
     p.add_argument("--config", help="YAML config file, or a preset name from configs/finetune/ (tiny, quick, "
                    "sequence_tutor); default: the default preset")
     p.add_argument("--out", default="runs/finetune", help="run directory (re-running with it resumes)")
@@ -236,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("sample", parents=[common], help="generate tunes from a run directory")
-    p.add_argument("--checkpoint", required=True, help="run directory of pretrain or finetune")
+    p.add_argument("--checkpoint", help="run directory of pretrain or finetune (default: `pretrained`, the model "
+                                        "shipped in the package)")
+    p.add_argument("--checker", default="auto", choices=("auto", "abc2midi", "scanner"),
+                   help="validity check of the summary: abc2midi, the scanner, or auto (abc2midi when installed)")
     p.add_argument("--num", type=_number(int, 1), default=8, help="number of tunes")
     p.add_argument("--temperature", type=_number(float, 0), default=1.0, help="softmax temperature (0 = greedy)")
     p.add_argument("--top-k", type=_number(int, 0), default=0,
@@ -254,7 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("evaluate", parents=[common], help="metrics table of a model's tunes (or of real tunes)")
-    p.add_argument("--checkpoint", nargs="+", help="run directories to sample from (one column each)")
+    p.add_argument("--checkpoint", nargs="+", help="run directories to sample from (one column each; "
+                   "`pretrained` is the shipped model, the default when --data is not given either)")
+    p.add_argument("--checker", default="auto", choices=("auto", "abc2midi", "scanner"),
+                   help="validity check: abc2midi, the scanner, or auto (abc2midi when installed)")
     p.add_argument("--reference", help="run directory of the prior: adds kl_to_reference")
     p.add_argument("--data", nargs="+", help="real tunes (files, folders, globs, music21 collections): a corpus "
                                              "column, and nll_bits_per_char of the model")
@@ -306,7 +340,10 @@ def _watch_interrupts() -> None:
 def main(argv: list[str] | None = None) -> int:
     from rlmusic import _quiet
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad flag (its error line is printed): the exit code, returned
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     _quiet.enable()
     _watch_interrupts()
     try:

@@ -133,8 +133,9 @@ def _padded_batches(vocab, tunes: list[str], batch: int = 32):
         yield ids, mask
 
 
-def nll_bits_per_char(model, vocab, tunes: list[str]) -> tuple[float, int]:
-    """The model's NLL on `tunes` (bits/char) and how many tunes were skipped for unknown characters."""
+def nll_bits_per_char(model, vocab, tunes: list[str]) -> tuple[float | None, int]:
+    """The model's NLL on `tunes` (bits/char; None when no tune is usable) and how many tunes were skipped for
+    characters outside the vocabulary."""
     from rlmusic._tf import tf
 
     usable = [t for t in tunes if not vocab.unknown(t)]
@@ -144,7 +145,8 @@ def nll_bits_per_char(model, vocab, tunes: list[str]) -> tuple[float, int]:
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(ids[:, 1:], logits).numpy()
         total += float((nll * mask).sum())
         count += float(mask.sum())
-    return total / max(count, 1.0) / math.log(2), len(tunes) - len(usable)
+    nll = total / count / math.log(2) if count else None
+    return nll, len(tunes) - len(usable)
 
 
 def kl_to_reference(model, reference, vocab, tunes: list[str]) -> float:

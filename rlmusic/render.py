@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from rlmusic.errors import UserError
@@ -74,33 +75,48 @@ def wav_from_midi(midi: Path, wav: Path) -> bool:
     return False
 
 
-def write_svgs(items: list[tuple[str, Path]]) -> None:
+def write_svgs(items: list[tuple[str, Path]]) -> dict[int, str]:
     """Engrave each (abc text, svg path) in a child process (see rlmusic._svgworker); a tune that crashes
-    verovio gets no SVG and the next tunes go on in a fresh process."""
-    start = 0
+    verovio gets no SVG and the next tunes go on in a fresh process. Returns, for each tune without an SVG, why."""
+    start, failed = 0, {}
     while start < len(items):
         payload = json.dumps([[t, str(p)] for t, p in items[start:]])
         proc = subprocess.run([sys.executable, "-m", "rlmusic._svgworker"], input=payload, capture_output=True,
                               text=True, timeout=60 + 10 * len(items))
-        done = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("done ")]
+        last = -1
+        for line in proc.stdout.splitlines():
+            word, _, rest = line.partition(" ")
+            index, _, reason = rest.partition(" ")
+            if word in ("done", "fail"):
+                last = int(index)
+            if word == "fail":
+                failed[start + last] = reason
         if proc.returncode == 0:
-            return
-        start += (done[-1] + 1 if done else 0) + 1  # skip the tune that crashed it
+            return failed
+        failed[start + last + 1] = "verovio crashed on it"
+        start += last + 2  # skip the tune that crashed it
+    return failed
 
 
-def _validity(tunes) -> list[list[str]]:
-    """Problems per tune: the headers, and abc2midi's check when installed, else the scanner's (as `evaluate`)."""
+def write_outputs(tunes, out: Path, formats: list[str], log=print, checker: str = "auto") -> str:
+    """Write every tune in every format; returns the summary line. `checker` is the validity check
+    (rlmusic.validity.resolve_checker): the headers plus abc2midi, or the scanner's problems."""
     from rlmusic import validity
 
-    return validity.check_tunes([t.text for t in tunes])
-
-
-def write_outputs(tunes, out: Path, formats: list[str], log=print) -> str:
-    """Write every tune in every format; returns the summary line."""
     check_formats(formats)
+    checker = validity.resolve_checker(checker)
+    try:
+        return _write_outputs(tunes, out, formats, log, checker)
+    except OSError as exc:  # a full disk, a read-only folder: named, not a traceback
+        raise UserError(f"{exc.filename or out}: cannot write ({exc.strerror or exc})") from exc
+
+
+def _write_outputs(tunes, out: Path, formats: list[str], log, checker: str) -> str:
+    from rlmusic import validity
+
     out.mkdir(parents=True, exist_ok=True)
     stems = [f"tune_{i:03d}" for i in range(1, len(tunes) + 1)]
-    problems = _validity(tunes)
+    problems = validity.check_tunes([t.text for t in tunes], checker == "abc2midi")
     notes: list[str] = []
     want_wav = "wav" in formats
     if want_wav and not (shutil.which("abc2midi") and shutil.which("timidity")):
@@ -108,9 +124,11 @@ def write_outputs(tunes, out: Path, formats: list[str], log=print) -> str:
         notes.append(f"WAV skipped: {' and '.join(missing)} not installed (Debian packages abcmidi, timidity)")
         log(notes[-1])
         want_wav = False
-    for stem in stems:  # a file left by an earlier run in this folder must not pass for this run's
-        for ext in ("mid", "wav", "svg"):
-            (out / f"{stem}.{ext}").unlink(missing_ok=True)
+    # Files an earlier run left in this folder must not pass for this run's: its tunes beyond this run's number
+    # go too, so the folder holds one batch.
+    for old in out.glob("tune_[0-9][0-9][0-9]*.*"):
+        if old.suffix in (".abc", ".mid", ".wav", ".svg"):
+            old.unlink(missing_ok=True)
     for tune, stem in zip(tunes, stems):
         atomic_write_text(out / f"{stem}.abc", tune.text + "\n")
         if "mid" in formats or want_wav:
@@ -121,15 +139,23 @@ def write_outputs(tunes, out: Path, formats: list[str], log=print) -> str:
                     wav_from_midi(out / f"{stem}.mid", out / f"{stem}.wav")
                 if "mid" not in formats:
                     (out / f"{stem}.mid").unlink()
+    no_svg: dict[int, str] = {}
     if "svg" in formats or "html" in formats:
-        write_svgs([(tune.text, out / f"{stem}.svg") for tune, stem in zip(tunes, stems)])
+        no_svg = write_svgs([(tune.text, out / f"{stem}.svg") for tune, stem in zip(tunes, stems)])
+        unwritable = [r for r in no_svg.values() if r.startswith("cannot write")]
+        if unwritable:
+            raise UserError(unwritable[0])
+        if no_svg:
+            reasons = Counter(no_svg.values())
+            notes.append(f"{len(no_svg)} without sheet music (" + ", ".join(f"{n}: {r}" for r, n in reasons.items())
+                         + ")")
     if "html" in formats:
-        atomic_write_text(out / "index.html", gallery_html(tunes, stems, problems, out))
+        atomic_write_text(out / "index.html", gallery_html(tunes, stems, problems, out, no_svg))
     made = {f: 1 if f == "html" else sum((out / f"{stem}.{f}").exists() for stem in stems) for f in formats}
     valid = sum(not p for p in problems)
     limit = sum(t.hit_limit for t in tunes)
     counts = ", ".join(f"{n} {f}" for f, n in made.items())
-    return "; ".join([f"wrote {len(tunes)} tunes to {out} ({counts})", f"{valid} valid",
+    return "; ".join([f"wrote {len(tunes)} tunes to {out} ({counts})", f"{valid} valid ({checker} check)",
                       f"{limit} hit the length limit", *notes])
 
 
@@ -166,10 +192,12 @@ window.addEventListener("load", function () {{
 """
 
 
-def gallery_html(tunes, stems: list[str], problems: list[list[str]], out: Path) -> str:
+def gallery_html(tunes, stems: list[str], problems: list[list[str]], out: Path,
+                 no_svg: dict[int, str] | None = None) -> str:
     """The gallery page. Every piece of tune text is escaped: a title may hold `<script>`."""
     articles = []
-    for tune, stem, probs in zip(tunes, stems, problems):
+    no_svg = no_svg or {}
+    for i, (tune, stem, probs) in enumerate(zip(tunes, stems, problems)):
         esc = html.escape
         parts = [f'<article id="{stem}">', f"<h2>{esc(tune_title(tune.text))}</h2>"]
         if probs:
@@ -181,7 +209,8 @@ def gallery_html(tunes, stems: list[str], problems: list[list[str]], out: Path) 
         if (out / f"{stem}.svg").exists():
             parts.append(f'<img class="score" src="{stem}.svg" alt="Sheet music of {esc(stem)}">')
         else:
-            parts.append("<p>No sheet music: the notation could not be engraved.</p>")
+            why = no_svg.get(i, "the notation could not be engraved")
+            parts.append(f"<p>No sheet music: {esc(why)}.</p>")
         if (out / f"{stem}.wav").exists():
             parts.append(f'<audio controls preload="none" src="{stem}.wav"></audio>')
         parts.append(f'<pre>{esc(tune.text)}</pre>')

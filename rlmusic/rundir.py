@@ -217,6 +217,18 @@ class RunDir:
             raise UserError(f"{flag} {self.path}: is a file, not a run directory")
 
 
+SHIPPED_MODEL = "rlmusic/pretrained/folk"
+
+
+def shipped_model() -> Path:
+    """The run directory of the model shipped in the package (its MODEL_CARD.md says how it was trained)."""
+    path = Path(__file__).resolve().parent / "pretrained" / "folk"
+    if not (path / "config.yaml").exists():
+        raise UserError(f"the shipped model ({SHIPPED_MODEL}) is not in this installation; "
+                        "give --checkpoint RUN (a pretrain run directory)")
+    return path
+
+
 def load_model(path: str | Path):
     """(model, vocab, config dict) of a run dir's newest checkpoint, for sampling, evaluation and fine-tuning."""
     from rlmusic import config as config_lib

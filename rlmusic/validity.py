@@ -109,6 +109,24 @@ def check_tunes(tunes: list[str], use_abc2midi: bool = True) -> list[list[str]]:
     return problems
 
 
+CHECKERS = ("auto", "abc2midi", "scanner")
+
+
+def resolve_checker(name: str) -> str:
+    """`--checker`: "abc2midi" (an error when it is not installed), "scanner", or "auto" (abc2midi when
+    installed). Returns the check that will run, so the summary can name it."""
+    from rlmusic.errors import UserError
+
+    if name not in CHECKERS:
+        raise UserError(f"--checker {name}: expected one of {', '.join(CHECKERS)}")
+    if name == "abc2midi" and abc2midi_path() is None:
+        raise UserError("--checker abc2midi: abc2midi is not installed (Debian package abcmidi: "
+                        "sudo apt-get install abcmidi), or use --checker scanner")
+    if name == "auto":
+        return "abc2midi" if abc2midi_path() else "scanner"
+    return name
+
+
 def checker(use_abc2midi: bool = True) -> str:
     """Which check `check_tunes` runs: "abc2midi" or "scanner"."""
     return "abc2midi" if use_abc2midi and abc2midi_path() else "scanner"

@@ -71,12 +71,21 @@ def test_corpus_only(data_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    ([], "evaluate needs --checkpoint RUN, --data PATH, or both"),
+    # (args, the error line's text); {d} the test corpus, {t} a temp folder, {r} a tiny run
     (["--data", "{d}", "--reference", "{d}"], "--reference needs --checkpoint"),
+    # a folder where a file is wanted: refused before any sampling
+    (["--data", "{d}", "--json", "{t}"], "--json {t}: is a folder; give a file name"),
+    (["--checkpoint", "{r}", "--plots", "{t}"], "--plots {t}: is a folder"),
+    # real tunes the model cannot read at all: no NLL of 0.000
+    (["--checkpoint", "{r}", "--data", "{t}/greek.abc"], "every tune holds characters outside the vocabulary"),
+    (["--num", "0", "--data", "{d}"], "argument --num: expected a number >= 1, got 0"),
 ])
-def test_evaluate_bad_inputs(data_dir, capsys, args, message):
-    code, _, err = cli("evaluate", *[a.format(d=data_dir) for a in args], capsys=capsys)
-    assert code == 2 and message in err
+def test_evaluate_bad_inputs(data_dir, tiny_run, tmp_path, capsys, args, message):
+    (tmp_path / "greek.abc").write_text("X:1\nT:Ωδή\nM:4/4\nK:C\nCDEF|GABc|\n", encoding="utf-8")
+    fill = dict(d=data_dir, t=tmp_path, r=tiny_run)
+    code, _, err = cli("evaluate", *[a.format(**fill) for a in args], capsys=capsys)
+    assert code == 2 and message.format(**fill) in err, err
+    assert len([ln for ln in err.split("\n") if ln.startswith("error:")]) == 1
 
 
 def test_rewards_command_lists_builtins(capsys):

@@ -34,8 +34,36 @@ def test_abc_and_svg_and_summary(tmp_path):
 
 def test_junk_that_crashes_the_engraver_does_not_stop_the_batch(tmp_path):
     tunes = [Tune(JUNK, False), Tune(GOOD, False)]
-    write_outputs(tunes, tmp_path, ["abc", "svg"])
+    summary = write_outputs(tunes, tmp_path, ["abc", "svg", "html"])
     assert (tmp_path / "tune_002.svg").exists()
+    # the tune without sheet music is counted, with the reason, in the summary and on its gallery card
+    assert re.search(r"1 without sheet music \(1: verovio (crashed on it|could not read the ABC)\)", summary), summary
+    card = (tmp_path / "index.html").read_text().split('id="tune_001"')[1].split("</article>")[0]
+    assert re.search(r"No sheet music: verovio (crashed on it|could not read the ABC)", card)
+
+
+def test_a_smaller_batch_in_the_same_folder_leaves_no_tunes_of_the_last(tmp_path):
+    write_outputs([Tune(GOOD, False)] * 3, tmp_path, ["abc"])
+    write_outputs([Tune(GOOD, False)], tmp_path, ["abc"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tune_001.abc"]
+
+
+def test_the_summary_names_the_validity_check(tmp_path):
+    assert "1 valid (scanner check)" in write_outputs([Tune(GOOD, False)], tmp_path, ["abc"], checker="scanner")
+
+
+def test_a_full_disk_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    import errno
+
+    from rlmusic import render
+    from rlmusic.errors import UserError
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(render, "atomic_write_text", full)
+    with pytest.raises(UserError, match=r"tune_001.abc: cannot write \(No space left on device\)"):
+        write_outputs([Tune(GOOD, False)], tmp_path, ["abc"])
 
 
 def test_files_of_an_earlier_run_in_the_folder_are_not_reused(tmp_path):

@@ -130,9 +130,20 @@ def test_sample_cli_writes_files(tiny_run, tmp_path, capsys):
     (["--checkpoint", "{run}", "--formats", "abc,mp3"], "unknown format mp3"),
     (["--checkpoint", "{run}", "--primer", "X:1\\nT:€"], "outside the model's vocabulary"),
     (["--checkpoint", "{tmp}", ], "not a run directory"),
+    # refused before any sampling work (it used to fail with a traceback after it)
+    (["--checkpoint", "{run}", "--out", "{tmp}/file.txt"], "--out {tmp}/file.txt: is a file, not a folder"),
+    (["--checkpoint", "{run}", "--temperature", "-1"], "argument --temperature: expected a number >= 0"),
+    (["--checkpoint", "{run}", "--top-p", "2"], "argument --top-p: expected a number > 0 and <= 1"),
+    (["--checkpoint", "{run}", "--num", "0"], "argument --num: expected a number >= 1"),
+    (["--checkpoint", "{run}", "--key", "Zmaj"], "'Zmaj' is not an ABC key"),
+    (["--checkpoint", "{run}", "--meter", "x/y"], "'x/y' is not an ABC meter"),
 ])
 def test_sample_bad_inputs(tiny_run, tmp_path, capsys, args, message):
+    (tmp_path / "file.txt").write_text("notes")
     args = [a.format(tmp=tmp_path, run=tiny_run) for a in args]
-    code, _, err = cli("sample", *args, "--out", tmp_path / "o", capsys=capsys)
-    assert code == 2 and message in err and err.count("error:") == 1
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "o")]
+    code, _, err = cli("sample", *args, capsys=capsys)
+    assert code == 2 and message.format(tmp=tmp_path) in err and err.count("error:") == 1, err
     assert not (tmp_path / "o").exists()
+    assert (tmp_path / "file.txt").read_text() == "notes"
