@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ HEADER_FIELDS_KEPT = set("XTRMLQPK")
 # Fields that may change mid-tune and change the music when they do.
 BODY_FIELDS_KEPT = set("MLQPK")
 
+PROGRESS_BYTES = 20_000_000  # corpora larger than this show a progress bar while they are read
 TUNE_SEPARATOR = "\n\n"  # a blank line ends a tune in ABC; generation stops there too
 DEFAULT_PRIMER = "X:1\n"  # every cleaned tune starts so; sampling and RL episodes start from it
 
@@ -98,20 +100,53 @@ def resolve_sources(sources: list[str] | tuple[str, ...]) -> list[Path]:
 
 
 def read_abc_file(path: Path) -> str:
-    """Read one ABC file as text: UTF-8 if it decodes, else Latin-1 (the Essen files are Latin-1)."""
+    """Read one ABC file as text (see `file_lines` for the encoding rules)."""
+    return "".join(file_lines(path))
+
+
+def file_lines(path: Path, progress=None):
+    """The lines of one ABC file ("\n"-terminated), read as a stream so that memory stays small however large
+    the file: by its byte-order mark (UTF-8/16/32) if it has one, else UTF-8 if the whole file decodes, else
+    Latin-1 (the Essen files are Latin-1). `progress(n)` is told the characters read as they go."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(65536)
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    if not data.strip():
+    if not head.strip():
         raise UserError(f"{path}: the file is empty")
-    if b"\x00" in data or _control_share(data) > 0.05:
-        raise UserError(f"{path}: this is a binary file, not ABC text")
+    encoding = next((enc for mark, enc in _BOMS if head.startswith(mark)), None)
+    if encoding is None:
+        if b"\x00" in head or _control_share(head) > 0.05:
+            raise UserError(f"{path}: this is a binary file, not ABC text")
+        encoding = "utf-8" if _decodes(path, "utf-8") else "latin-1"
     try:
-        text = data.decode("utf-8")
+        with open(path, "r", encoding=encoding, newline=None) as f:
+            for i, line in enumerate(f):
+                if progress is not None:
+                    progress(len(line))
+                yield line.lstrip("\ufeff") if i == 0 else line
     except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        raise UserError(f"{path}: starts as {encoding} text but does not decode as it") from None
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    """Whether the whole file decodes in `encoding`, read in chunks (nothing kept)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
 def _control_share(data: bytes) -> float:
@@ -122,13 +157,32 @@ def _control_share(data: bytes) -> float:
 
 def split_tunes(text: str) -> list[str]:
     """Split a file's text into raw tunes, each starting at an `X:` line. Text before the first X: is dropped."""
-    tunes: list[list[str]] = []
-    for line in text.split("\n"):
+    return list(iter_tunes(text.split("\n")))
+
+
+def iter_tunes(lines, max_chars: int | None = None):
+    """Raw tunes from an iterable of lines (with or without their newlines), one at a time. With `max_chars`,
+    a tune whose raw text grows longer than that comes as None, and its lines are not kept (a huge junk file
+    with one X: line must not fill the memory)."""
+    tune: list[str] | None = None
+    size, too_long = 0, False
+
+    def done():
+        return None if too_long else "\n".join(tune)
+
+    for line in lines:
+        line = line.rstrip("\n")
         if line.startswith("X:"):
-            tunes.append([line])
-        elif tunes:
-            tunes[-1].append(line)
-    return ["\n".join(lines) for lines in tunes]
+            if tune is not None:
+                yield done()
+            tune, size, too_long = [line], len(line), False
+        elif tune is not None and not too_long:
+            tune.append(line)
+            size += len(line) + 1
+            if max_chars is not None and size > 4 * max_chars:  # raw text (comments, free text) runs longer
+                tune, too_long = [], True
+    if tune is not None:
+        yield done()
 
 
 def clean_tune(raw: str) -> tuple[str | None, str]:
@@ -216,19 +270,31 @@ def load_corpus(sources, max_chars: int = 4000) -> Corpus:
     files = resolve_sources(list(sources))
     stats = CorpusStats(files=len(files))
     tunes: list[str] = []
-    for path in files:
-        raw_tunes = split_tunes(read_abc_file(path))
-        if not raw_tunes:
-            raise UserError(f"{path}: no ABC tune found (no line starts with X:)")
-        stats.tunes_found += len(raw_tunes)
-        for raw in raw_tunes:
-            tune, reason = clean_tune(raw)
-            if tune is not None and len(tune) > max_chars:
-                tune, reason = None, f"longer than {max_chars} chars"
-            if tune is None:
-                stats.dropped[reason] += 1
-            else:
-                tunes.append(tune)
+    total = sum(p.stat().st_size for p in files)
+    bar = None
+    if total > PROGRESS_BYTES:  # reading takes seconds: show it (memory stays with the tunes kept)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="reading tunes", file=sys.stderr, mininterval=0.5)
+    try:
+        for path in files:
+            found = 0
+            lines = file_lines(path, progress=bar.update if bar is not None else None)
+            for raw in iter_tunes(lines, max_chars):
+                found += 1
+                stats.tunes_found += 1
+                tune, reason = clean_tune(raw) if raw is not None else (None, "")
+                if raw is None or tune is not None and len(tune) > max_chars:
+                    tune, reason = None, f"longer than {max_chars} chars"
+                if tune is None:
+                    stats.dropped[reason] += 1
+                else:
+                    tunes.append(tune)
+            if not found:
+                raise UserError(f"{path}: no ABC tune found (no line starts with X:)")
+    finally:
+        if bar is not None:
+            bar.close()
     stats.tunes_kept = len(tunes)
     if not tunes:
         where = files[0] if len(files) == 1 else f"{len(files)} files"

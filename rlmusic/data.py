@@ -69,6 +69,9 @@ def prepare(cfg: DataConfig, log=print) -> TrainingData:
 
     corpus = load_corpus(cfg.sources, max_chars=cfg.max_chars)
     log(corpus.stats.summary())
+    if len(corpus.tunes) < 2:
+        raise UserError(f"--data: {len(corpus.tunes)} usable tune found; at least 2 are needed (training and "
+                        "validation are split by tune)")
     train, val = split_train_val(corpus.tunes, cfg.val_fraction, cfg.seed)
     vocab = Vocab.from_text(join_tunes(train) + join_tunes(val))  # before filtering: the split decides it
     set_aside: Counter = Counter()

@@ -27,7 +27,7 @@ from rlmusic.errors import UserError
 from rlmusic.model import ModelConfig
 from rlmusic.policy import CharPolicyNetwork, kl_shaped_rewards, sequence_log_probs
 from rlmusic.rewards.mix import DEFAULT_TIME_LIMIT, RewardMix
-from rlmusic.rundir import RunDir, load_model
+from rlmusic.rundir import WRITE_ERRORS, RunDir, load_model, write_failure
 
 quiet_import("tf_agents")
 from tf_agents.agents.ppo import ppo_clip_agent  # noqa: E402
@@ -283,6 +283,14 @@ def check_resumable(run: RunDir, cfg: FinetuneConfig, vocab) -> None:
 
 def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, use_wandb: bool = False,
                  log=print) -> Path:
+    """Fine-tune the pretrained run `checkpoint` into `out` (resuming it); returns its path."""
+    try:
+        return _run_finetune(cfg, checkpoint, out, use_wandb, log)
+    except WRITE_ERRORS as exc:  # a full disk: named, and the last good checkpoint is kept
+        raise write_failure(RunDir(out), exc, "iteration") from exc
+
+
+def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, use_wandb: bool, log) -> Path:
     from rlmusic.runlog import RunLogger, plot_curves, progress
 
     mix = RewardMix(cfg.rewards, gates=cfg.gate, time_limit=cfg.rewards_time_limit)  # unknown names fail here

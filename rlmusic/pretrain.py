@@ -23,7 +23,7 @@ from rlmusic.data import (DataConfig, TrainingData, TuneWindows, prepare, tune_s
                           windows_dataset)
 from rlmusic.errors import UserError
 from rlmusic.model import ModelConfig, build_model, flops_per_char
-from rlmusic.rundir import RunDir
+from rlmusic.rundir import WRITE_ERRORS, RunDir, write_failure
 from rlmusic.vocab import Vocab
 
 
@@ -186,6 +186,8 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
     tf.keras.mixed_precision.set_global_policy(cfg.train.precision)
     try:
         return _run_pretrain(cfg, out, use_wandb, log)
+    except WRITE_ERRORS as exc:  # a full disk: named, and the last good checkpoint is kept
+        raise write_failure(RunDir(out), exc) from exc
     finally:
         tf.keras.mixed_precision.set_global_policy(before)
 

@@ -217,6 +217,20 @@ class RunDir:
             raise UserError(f"{flag} {self.path}: is a file, not a run directory")
 
 
+# What a full disk, a read-only or vanished folder raise while a run writes its files and checkpoints.
+WRITE_ERRORS = (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.NotFoundError,
+                tf.errors.FailedPreconditionError)
+
+
+def write_failure(run: "RunDir", exc: BaseException, what: str = "step") -> UserError:
+    """One error line for a write that failed: the run, the reason, and the newest checkpoint that is kept."""
+    reason = getattr(exc, "strerror", None) or getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    where = getattr(exc, "filename", None) or run.path
+    last = run.latest_step()
+    kept = f"the last good checkpoint ({what} {last}) is kept" if last else "no checkpoint was written"
+    return UserError(f"{where}: cannot write ({reason.strip().splitlines()[0][:200]}); {kept} in {run.path}")
+
+
 SHIPPED_MODEL = "rlmusic/pretrained/folk"
 
 

@@ -13,6 +13,7 @@ from rlmusic._tf import tf
 from tqdm.auto import tqdm
 
 from rlmusic import config as config_lib
+from rlmusic.errors import UserError
 from rlmusic.rundir import RunDir, atomic_write_bytes
 
 
@@ -45,8 +46,13 @@ class RunLogger:
         if use_wandb:
             import wandb
 
-            self.wandb = wandb.init(project=project, dir=str(run.path), config=config_lib.to_dict(cfg),
-                                    job_type=kind, name=f"{kind}-{run.path.name}", reinit=True)
+            try:
+                self.wandb = wandb.init(project=project, dir=str(run.path), config=config_lib.to_dict(cfg),
+                                        job_type=kind, name=f"{kind}-{run.path.name}", reinit=True)
+            except wandb.errors.UsageError as exc:
+                self.writer.close()
+                raise UserError(f"--wandb: Weights & Biases is not set up ({str(exc).splitlines()[0]}); run "
+                                "`wandb login`, or set WANDB_MODE=offline to log the run locally") from exc
 
     def log(self, row: dict) -> None:
         """One row: appended to metrics.jsonl and written as scalars (keys other than `step`)."""

@@ -106,3 +106,56 @@ def test_split_train_val_is_by_tune_and_deterministic():
 
 def test_join_tunes_ends_each_tune_with_a_blank_line():
     assert join_tunes(["X:1\nK:C\nC|", "X:1\nK:D\nD|"]) == "X:1\nK:C\nC|\n\nX:1\nK:D\nD|\n\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig", "utf-32"])
+def test_files_with_a_byte_order_mark_are_read(tmp_path, encoding):
+    """UTF-16 (what Windows editors write) used to be called "a binary file"."""
+    path = tmp_path / "tunes.abc"
+    text = "X:1\nT:Caoineadh\nM:3/4\nK:Ador\nABc|\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    path.write_bytes(data)
+    assert read_abc_file(path) == text
+
+
+def test_a_single_tune_is_not_enough_to_train(tmp_path, capsys):
+    from conftest import TINY, cli, set_args
+
+    one = tmp_path / "one.abc"
+    one.write_text("X:1\nT:a\nM:4/4\nL:1/8\nK:C\n" + "CDEF GABc|" * 8 + "\n")
+    code, _, err = cli("pretrain", "--data", one, "--out", tmp_path / "run", *set_args(TINY), capsys=capsys)
+    assert code == 2 and "1 usable tune found; at least 2 are needed" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_two_short_tunes_train(tmp_path):
+    """Shorter than a window: whole-tune windows are padded (random windows explain what is too short)."""
+    from conftest import TINY, cli, set_args
+
+    two = tmp_path / "two.abc"
+    two.write_text("X:1\nT:a\nM:4/4\nK:C\nCDEF|\n\nX:2\nT:b\nM:4/4\nK:G\nGABc|\n")
+    assert cli("pretrain", "--data", two, "--out", tmp_path / "run", *set_args(TINY + ["data.val_fraction=0.5",
+                                                                                      "train.seq_length=64"]))[0] == 0
+
+
+def test_an_endless_tune_is_dropped_without_being_kept():
+    """A huge junk file with one X: line: the tune is given up once too long (memory stays small)."""
+    from rlmusic.corpus import iter_tunes
+
+    lines = (f"line {i} " + "z" * 50 for i in range(100_000))  # ~6 MB, generated lazily
+    got = list(iter_tunes(iter(["X:1\n", "K:C\n", *[next(lines) for _ in range(10)]]), max_chars=100))
+    assert got == [None]
+    assert list(iter_tunes(["X:1", "K:C", "ABC|", "X:2", "K:D", "DEF|"], max_chars=100)) == [
+        "X:1\nK:C\nABC|", "X:2\nK:D\nDEF|"]
+
+
+def test_large_corpora_show_reading_progress(tmp_path, monkeypatch, capsys):
+    from rlmusic import corpus
+
+    path = tmp_path / "many.abc"
+    path.write_text("".join(f"X:{i}\nT:t\nM:4/4\nK:C\nCDEF|GABc|\n\n" for i in range(1, 200)))
+    monkeypatch.setattr(corpus, "PROGRESS_BYTES", 100)
+    assert len(load_corpus([path]).tunes) == 199
+    assert "reading tunes" in capsys.readouterr().err

@@ -214,3 +214,44 @@ def test_wandb_offline_run(tmp_path, data_dir, monkeypatch):
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb"))  # the run's history file was written
+
+
+@pytest.mark.parametrize("fault", ["oserror", "tf"])
+def test_a_full_disk_is_one_error_and_keeps_the_last_checkpoint(tmp_path, data_dir, capsys, monkeypatch, fault):
+    """The disk fills after the step-6 checkpoint: the next checkpoint cannot be written."""
+    import errno
+
+    from rlmusic._tf import tf
+    from rlmusic.rundir import RunDir
+
+    out = tmp_path / "run"
+    cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY))
+    good = {p.name: p.read_bytes() for p in (out / "checkpoints" / "step-6").iterdir()}
+
+    def full(self, step, keep=2, **objects):
+        if fault == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", full)
+    capsys.readouterr()
+    code, _, err = cli("pretrain", "--data", data_dir, "--out", out, *set_args(TINY + ["train.steps=9"]),
+                       capsys=capsys)
+    assert code == 2 and "Traceback" not in err
+    (line,) = [ln for ln in err.split("\n") if ln.startswith("error:")]
+    assert "cannot write (No space left on device); the last good checkpoint (step 6) is kept" in line
+    assert {p.name: p.read_bytes() for p in (out / "checkpoints" / "step-6").iterdir()} == good
+
+
+def test_wandb_without_a_key_says_how_to_log_in(tmp_path, data_dir):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["HOME"] = str(tmp_path)  # no ~/.netrc with a key
+    proc = subprocess.run([sys.executable, "-m", "rlmusic", "pretrain", "--data", str(data_dir), "--out",
+                           str(tmp_path / "run"), "--wandb", *set_args(TINY)], capture_output=True, text=True,
+                          env=env, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    (line,) = [ln for ln in proc.stderr.split("\n") if ln.startswith("error:")]
+    assert "--wandb: Weights & Biases is not set up" in line and "WANDB_MODE=offline" in line
+    assert "Traceback" not in proc.stderr

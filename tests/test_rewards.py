@@ -71,11 +71,10 @@ def test_reward_table(name, tune, expected, comment):
     assert score(name, [tune]) == [expected]
 
 
-@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
 def test_autocorrelation_equals_numpy():
     import numpy as np
 
-    from rlmusic.rewards.theory import autocorrelation
+    from rlmusic.melody import autocorrelation
 
     pitches = [60, 67, 64, 72, 62, 69, 65, 74, 60, 62]
     for lag in (1, 2, 3):
@@ -83,10 +82,18 @@ def test_autocorrelation_equals_numpy():
         assert autocorrelation(pitches, lag) == pytest.approx(expected)
 
 
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
 def test_abc2midi_reward():
     clean, broken = H + "K:C\nABcd efga|", H + "K:C\nABcd ]]]] efga|"
     good, bad = score("abc2midi", [clean, broken])
     assert good == 1.0 and bad < 1.0
+
+
+def test_abc2midi_reward_scores_nothing_without_abc2midi(monkeypatch):
+    from rlmusic import validity
+
+    monkeypatch.setattr(validity, "abc2midi_path", lambda: None)
+    assert score("abc2midi", [H + "K:C\nABcd efga|"]) == [None]
 
 
 def test_scans_passed_in_are_used():
