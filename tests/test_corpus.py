@@ -157,5 +157,5 @@ def test_large_corpora_show_reading_progress(tmp_path, monkeypatch, capsys):
     path = tmp_path / "many.abc"
     path.write_text("".join(f"X:{i}\nT:t\nM:4/4\nK:C\nCDEF|GABc|\n\n" for i in range(1, 200)))
     monkeypatch.setattr(corpus, "PROGRESS_BYTES", 100)
-    assert len(load_corpus([path]).tunes) == 199
+    assert len(load_corpus([str(path)]).tunes) == 199
     assert "reading tunes" in capsys.readouterr().err
