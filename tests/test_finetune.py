@@ -183,3 +183,32 @@ def test_wandb_offline_run_has_a_table_of_tunes(tiny_run, tmp_path, monkeypatch)
     table = json.loads(tables[0].read_text())
     assert table["columns"][:3] == ["step", "tune", "reward"] and "valid" in table["columns"]
     assert len(table["data"]) == 4 and all(row[1].startswith("X:1") for row in table["data"])
+
+
+def test_a_reward_that_hangs_stops_the_run_naming_it(tiny_run, tmp_path, capsys):
+    start = __import__("time").perf_counter()
+    code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", tmp_path / "ft",
+                       "--set", "rewards={toy_rewards:hangs: 1.0}", "--set", "rewards_time_limit=1",
+                       "--set", "ptx_coef=0", capsys=capsys)
+    assert code == 2 and "reward toy_rewards:hangs (path toy_rewards:hangs) did not return within 1 s" in err
+    assert __import__("time").perf_counter() - start < 120
+
+
+def test_traceback_flag_shows_the_plugin_s_own_error(data_dir, capsys):
+    code, _, err = cli("evaluate", "--data", data_dir, "--rewards", "toy_rewards:broken", "--traceback",
+                       capsys=capsys)
+    assert code == 2 and "Traceback" in err and "RuntimeError: this rule is broken" in err
+    assert err.rstrip().splitlines()[-1].startswith("error: reward toy_rewards:broken")
+    code, _, err = cli("evaluate", "--data", data_dir, "--rewards", "toy_rewards:broken", capsys=capsys)
+    assert code == 2 and "Traceback" not in err
+
+
+def test_a_resumed_finetune_does_not_log_iterations_twice(tiny_run, tmp_path):
+    out = tmp_path / "ft"
+    common = ["--checkpoint", tiny_run, "--config", "tiny", "--out", out, "--set", "ptx_coef=0",
+              "--set", "checkpoint_every=2"]
+    assert cli("finetune", *common, "--set", "iterations=3")[0] == 0  # checkpoints at 2 and 3
+    RunDir(out).append_metrics({"step": 4, "reward": 0.0})  # logged, then killed before the next checkpoint
+    assert cli("finetune", *common, "--set", "iterations=5")[0] == 0
+    steps = [r["step"] for r in RunDir(out).read_metrics()]
+    assert steps == [1, 2, 3, 4, 5]

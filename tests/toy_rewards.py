@@ -9,3 +9,10 @@ def share_of_a(tunes, **context):
 def broken(tunes, **context):
     """Raises, to test that a failing plugin stops the run with its name."""
     raise RuntimeError("this rule is broken")
+
+
+def hangs(tunes, **context):
+    """Never returns (for the reward time limit)."""
+    import time
+
+    time.sleep(3600)
