@@ -20,7 +20,7 @@ from rlmusic import config as config_lib, validity
 from rlmusic._tf import quiet_import, tf
 from rlmusic.config import Checked, Range
 from rlmusic.corpus import DEFAULT_PRIMER
-from rlmusic.data import DataConfig, windows_dataset
+from rlmusic.data import DataConfig, prepare, windows_dataset
 from rlmusic.envs.composition import DEFAULT_REWARDS, AbcCompositionEnv
 from rlmusic.envs.tfa_adapter import batched, drain_finished
 from rlmusic.errors import UserError
@@ -113,14 +113,13 @@ def adapt_beta(beta: float, kl: float, target: float) -> float:
 
 def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarray:
     """The encoded text of the real tunes for the supervised loss (see FinetuneConfig.ptx_data)."""
-    from rlmusic.corpus import join_tunes, load_corpus, split_train_val
+    from rlmusic.corpus import join_tunes, load_corpus
 
     data = config_lib.from_dict(DataConfig, pre_cfg.get("data") or {}, prefix="data.")
     if cfg.ptx_data:
         tunes = load_corpus(cfg.ptx_data, max_chars=data.max_chars).tunes
-    else:
-        tunes, _ = split_train_val(load_corpus(data.sources, max_chars=data.max_chars).tunes,
-                                   data.val_fraction, data.seed)
+    else:  # the pretrained run's own training tunes, read by the same pipeline
+        tunes = prepare(data, log=lambda m: None).train
     log(f"ptx: {len(tunes)} real tunes for the supervised loss")
     return vocab.encode(join_tunes(tunes), what="ptx_data")
 
