@@ -265,6 +265,8 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
             line = line[:comment]
         for m in _TOKEN.finditer(line):
             kind = m.lastgroup
+            if kind == "ending":  # `|1`, `:|2`: a bar line with an ending number (the last group matched)
+                kind = "bar"
             if kind == "skip":  # spaces and decorations: the most common token after notes
                 continue
             a, b = offset + m.start(), offset + m.end()

@@ -110,77 +110,21 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import random
-
-    from rlmusic import evaluate
-    from rlmusic.corpus import load_corpus
-
-    from rlmusic import validity
+    from rlmusic import evaluate, validity
 
     if args.checkpoint is None and not args.data:
         args.checkpoint = ["pretrained"]  # nothing named: the shipped model
     if args.reference and not args.checkpoint:
         raise UserError("--reference needs --checkpoint (the model to compare with it)")
-    use_abc2midi = validity.resolve_checker(args.checker) == "abc2midi"
+    args.checker = validity.resolve_checker(args.checker)
     for flag, value in (("--json", args.json), ("--plots", args.plots)):
         if value is not None and Path(value).is_dir():
             raise UserError(f"{flag} {value}: is a folder; give a file name")  # before the sampling work
-    columns: dict[str, dict] = {}
-    sources: dict[str, list[str]] = {}
-    real: list[str] = []
-    if args.data:
-        tunes = load_corpus(args.data).tunes
-        real = random.Random(args.seed).sample(tunes, min(args.num, len(tunes)))
-        columns["corpus"] = evaluate.tune_metrics(real, use_abc2midi)
-        sources["corpus"] = real
-    results: dict[str, dict] = {}
-    for checkpoint in args.checkpoint or []:
-        from rlmusic.rundir import load_model
-        from rlmusic.sample import Sampler
-
-        checkpoint = _checkpoint(checkpoint)
-        model, vocab, _ = load_model(checkpoint)
-        sampled = [t.text for t in Sampler(model, vocab).generate(
-            args.num, max_length=args.max_length, temperature=args.temperature, seed=args.seed)]
-        result = evaluate.tune_metrics(sampled, use_abc2midi)
-        if args.reference:
-            ref_model, ref_vocab, _ = load_model(_checkpoint(args.reference))
-            if ref_vocab != vocab:
-                raise UserError(f"--reference {args.reference} has another vocabulary ({vocab.diff(ref_vocab)})")
-            result["kl_to_reference"] = evaluate.kl_to_reference(model, ref_model, vocab, sampled)
-        if real:
-            result["nll_bits_per_char"], skipped = evaluate.nll_bits_per_char(model, vocab, real)
-            if skipped == len(real):
-                unknown = sorted({c for t in real for c in vocab.unknown(t)})
-                raise UserError(f"--data: every tune holds characters outside the vocabulary of {checkpoint} "
-                                f"({' '.join(map(repr, unknown[:10]))}); nll_bits_per_char cannot be measured")
-            if skipped:
-                print(f"nll_bits_per_char: {skipped} tunes skipped (characters outside the vocabulary)",
-                      file=sys.stderr)
-            result["corpus"] = columns["corpus"]
-        name = Path(checkpoint).name or "model"
-        if name in columns:
-            name = str(checkpoint)
-        columns[name] = results[name] = result
-        sources[name] = sampled
-    if args.rewards:
-        from rlmusic.rewards.mix import RewardMix
-
-        mix = RewardMix({n.strip(): 1.0 for n in args.rewards.split(",") if n.strip()})
-        for col, tunes in sources.items():
-            for name, mean in mix.means(mix.score(tunes)).items():
-                columns[col][f"rewards/{name}"] = mean
-    print(evaluate.markdown_table(columns))
-    if args.json:  # one model: its metrics (the corpus' under "corpus"); several: name -> metrics
-        if not results:
-            payload = columns["corpus"]
-        elif len(results) == 1:
-            payload = next(iter(results.values()))
-        else:
-            payload = results
-        evaluate.write_json(Path(args.json), payload)
-    if args.plots:
-        evaluate.plot_histograms(sources, Path(args.plots))
+    if args.report is not None and Path(args.report).exists() and not Path(args.report).is_dir():
+        raise UserError(f"--report {args.report}: is a file, not a folder")
+    args.checkpoint = [_checkpoint(c) for c in args.checkpoint or []]
+    args.reference = _checkpoint(args.reference) if args.reference else None
+    evaluate.run(args, log=lambda m: print(m, file=sys.stderr))
     return 0
 
 
@@ -299,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the metrics here (JSON)")
     p.add_argument("--plots", help="write pitch-class and interval histograms here (PNG)")
     p.add_argument("--rewards", help="comma-separated reward names (or module:function): adds the mean of each")
+    p.add_argument("--copy-bars", type=_number(int, 1), default=4,
+                   help="with --data: a tune copies when it shares this many consecutive bars with a real one")
+    p.add_argument("--report", help="write an offline HTML report (table, histograms, form, tunes) in this folder")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("rewards", parents=[common], help="list every registered reward")

@@ -20,8 +20,29 @@ scanner's melody notes (ties merged, chords as their top note) in the key and mo
     two_strain_tunes            share of tunes with at least two strains (rlmusic/structure.py)
     second_strain_answers       of those, the share whose second strain answers the first (same cadence, or a
                                 quarter of its bar figures taken from the first)
+    repeat_sign_tunes           share of tunes with `|:`, `:|` or `::` (rlmusic/structure.py)
+    aabb_tunes                  share of tunes in two strains of 4, 8 or 16 bars, each repeated or written out
+    meter_consistent_tunes      of tunes in a meter with 3+ bars, the share whose every bar has the meter's
+                                length (each strain's pickup and last bar may be short)
+    bar_patterns_per_1000       distinct bar-line patterns (the tune's sequence of bar lines) per 1,000 tunes
+    top15_bar_pattern_share     share of tunes whose bar-line pattern is one of the 15 most common
     kl_to_reference             with --reference: KL(model || reference) in nats/char on the sampled tunes
     nll_bits_per_char           with --data and a model: the model's NLL on real tunes, bits/char
+
+With --data, the corpus is shuffled (--seed) and split into `--num` real reference tunes, `--num` other real
+tunes (the `corpus` column: the baseline, judged exactly like a model) and the rest; every column is then
+measured against the reference (rlmusic/realness.py has the definitions):
+    discriminator_text[_std]    5-fold accuracy (mean, std) of a character 1-5-gram TF-IDF + logistic
+                                regression telling the column's tunes from the reference (0.5: indistinguishable)
+    discriminator_features[_std] the same on the scanner's musical features
+    overlap/<feature>, kl/<feature>  KDE overlap area and KL(column || reference) per feature
+    feature_overlap, feature_kl the means over the features
+    key_mode_tv, meter_tv       total-variation distance of the mode and meter distributions
+    copies_<N>_bars             share of tunes sharing N (--copy-bars) consecutive bars with a corpus tune
+                                (the baseline: with a corpus tune other than itself)
+    exact_copies                share of tunes whose notes equal a corpus tune's
+    distinct_bars               distinct bars / all bars among the column's tunes
+    duplicate_tunes             share of tunes whose notes equal an earlier tune's of the same column
 """
 
 from __future__ import annotations
@@ -34,13 +55,22 @@ from pathlib import Path
 import numpy as np
 
 from rlmusic.abc import Scan, scan
-from rlmusic import melody
+from rlmusic import melody, realness
 from rlmusic.structure import second_strain_answers
 
 METRIC_KEYS = ("valid_rate", "notes_not_in_key", "notes_excessively_repeated", "starts_with_tonic",
                "ends_with_tonic", "leaps_resolved", "unique_max_note", "unique_min_note", "notes_in_repeated_motif",
                "autocorrelation_lag1", "autocorrelation_lag2", "autocorrelation_lag3", "pitch_class_entropy",
-               "scale_consistency", "two_strain_tunes", "second_strain_answers")
+               "scale_consistency", "two_strain_tunes", "second_strain_answers",
+               # form (rlmusic/realness.py: form)
+               "repeat_sign_tunes", "aabb_tunes", "meter_consistent_tunes", "bar_patterns_per_1000",
+               "top15_bar_pattern_share")
+# with --data: the distance from real held-out tunes as a whole (rlmusic/realness.py)
+REALNESS_KEYS = ("discriminator_text", "discriminator_text_std", "discriminator_features",
+                 "discriminator_features_std", "feature_overlap", "feature_kl",
+                 *(f"overlap/{f}" for f in (*realness.FEATURES, "note_lengths")),
+                 *(f"kl/{f}" for f in (*realness.FEATURES, "note_lengths")),
+                 "key_mode_tv", "meter_tv", "exact_copies", "distinct_bars", "duplicate_tunes")
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 
@@ -112,6 +142,7 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
         "scale_consistency": _mean(scale_consistency(m) for m in melodies),
         "two_strain_tunes": _ratio(len(answers), len(tunes)),
         "second_strain_answers": _ratio(sum(answers), len(answers)),
+        **realness.form(tunes, scans),
         "valid_check": check,
         "tunes": len(tunes),
         "mean_notes": total / len(tunes) if tunes else 0.0,
@@ -165,8 +196,8 @@ def kl_to_reference(model, reference, vocab, tunes: list[str]) -> float:
 
 def markdown_table(columns: dict[str, dict]) -> str:
     """Metrics as rows, one column per evaluated source (model or corpus)."""
-    extra = sorted({k for c in columns.values() for k in c if k.startswith("rewards/")})
-    keys = [k for k in (*METRIC_KEYS, "mean_notes", "kl_to_reference", "nll_bits_per_char", *extra)
+    extra = sorted({k for c in columns.values() for k in c if k.startswith(("rewards/", "copies_"))})
+    keys = [k for k in (*METRIC_KEYS, "mean_notes", "kl_to_reference", "nll_bits_per_char", *REALNESS_KEYS, *extra)
             if any(k in c and c[k] is not None for c in columns.values())]
     lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for k in keys:
@@ -202,6 +233,97 @@ def plot_histograms(sources: dict[str, list[str]], path: Path) -> None:
     ax1.legend()
     ax2.legend()
     atomic_write_bytes(path, figure_png(fig, dpi=110))
+
+
+def realness_metrics(tunes: list[str], reference: list[str], index, seed: int = 0) -> dict:
+    """Distance of `tunes` from the real `reference` tunes as a whole (rlmusic/realness.py): discriminators,
+    feature distributions; copying against `index` (a realness.CopyIndex of the training side)."""
+    scans, ref_scans = [scan(t) for t in tunes], [scan(t) for t in reference]
+    return {**realness.discriminator(tunes, reference, seed=seed), **realness.distributions(scans, ref_scans),
+            **realness.copying(scans, index)}
+
+
+def run(opts, log=print) -> dict[str, dict]:
+    """The evaluate command (its flags in `opts`): sample each model, measure, print the table, write what was
+    asked. Returns the columns: `corpus` (the baseline, with --data) and one per model."""
+    import random
+
+    from rlmusic.corpus import load_corpus
+
+    use_abc2midi = opts.checker == "abc2midi"
+    columns: dict[str, dict] = {}
+    sources: dict[str, list[str]] = {}
+    real: list[str] = []
+    reference: list[str] = []
+    if opts.data:
+        # the corpus, shuffled: `reference` (real held-out tunes every set is compared with), `real` (the baseline
+        # column: other real tunes, judged like a model), the rest (the training side of the copying index)
+        tunes = load_corpus(opts.data).tunes
+        order = random.Random(opts.seed).sample(range(len(tunes)), len(tunes))
+        n = min(opts.num, len(tunes) // 2)
+        reference = [tunes[i] for i in order[:n]]
+        real = [tunes[i] for i in order[n:2 * n]]
+        log(f"realness: {len(reference)} real reference tunes; copying checked against {len(tunes)} tunes")
+        rest = [scan(tunes[i]) for i in order[2 * n:]] + [scan(t) for t in reference]
+        model_index = realness.CopyIndex(rest + [scan(t) for t in real], opts.copy_bars)
+        columns["corpus"] = {**tune_metrics(real, use_abc2midi),
+                             **realness_metrics(real, reference, realness.CopyIndex(rest, opts.copy_bars),
+                                                opts.seed)}
+        sources["corpus"] = real
+    results: dict[str, dict] = {}
+    for checkpoint in opts.checkpoint:
+        from rlmusic.errors import UserError
+        from rlmusic.rundir import load_model
+        from rlmusic.sample import Sampler
+
+        model, vocab, _ = load_model(checkpoint)
+        sampled = [t.text for t in Sampler(model, vocab).generate(
+            opts.num, max_length=opts.max_length, temperature=opts.temperature, seed=opts.seed)]
+        result = tune_metrics(sampled, use_abc2midi)
+        if opts.reference:
+            ref_model, ref_vocab, _ = load_model(opts.reference)
+            if ref_vocab != vocab:
+                raise UserError(f"--reference {opts.reference} has another vocabulary ({vocab.diff(ref_vocab)})")
+            result["kl_to_reference"] = kl_to_reference(model, ref_model, vocab, sampled)
+        if real:
+            result["nll_bits_per_char"], skipped = nll_bits_per_char(model, vocab, real)
+            if skipped == len(real):  # not 0.000: not measured
+                unknown = sorted({c for t in real for c in vocab.unknown(t)})
+                log(f"note: nll_bits_per_char not measured: every --data tune holds characters outside the "
+                    f"vocabulary of {checkpoint} ({' '.join(map(repr, unknown[:10]))})")
+            elif skipped:
+                log(f"nll_bits_per_char: {skipped} tunes skipped (characters outside the vocabulary)")
+            result.update(realness_metrics(sampled, reference, model_index, opts.seed))
+            result["corpus"] = columns["corpus"]
+        name = Path(checkpoint).name or "model"
+        if name in columns:
+            name = str(checkpoint)
+        columns[name] = results[name] = result
+        sources[name] = sampled
+    if opts.rewards:
+        from rlmusic.rewards.mix import RewardMix
+
+        mix = RewardMix({n.strip(): 1.0 for n in opts.rewards.split(",") if n.strip()})
+        for col, tunes in sources.items():
+            for name, mean in mix.means(mix.score(tunes)).items():
+                columns[col][f"rewards/{name}"] = mean
+    print(markdown_table(columns))
+    if opts.json:  # one model: its metrics (the corpus' under "corpus"); several: name -> metrics
+        if not results:
+            payload = columns["corpus"]
+        elif len(results) == 1:
+            payload = next(iter(results.values()))
+        else:
+            payload = results
+        write_json(Path(opts.json), payload)
+    if opts.plots:
+        plot_histograms(sources, Path(opts.plots))
+    if opts.report:
+        from rlmusic.report import write_report
+
+        path = write_report(Path(opts.report), columns, sources, reference, checker=opts.checker, log=log)
+        log(f"report written to {path}")
+    return columns
 
 
 def write_json(path: Path, metrics: dict) -> None:

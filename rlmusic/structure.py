@@ -54,3 +54,77 @@ def second_strain_answers(tune: str, s: Scan | None = None) -> bool | None:
         return True
     in_a = set(a)
     return sum(f in in_a for f in b) >= SHARED_FIGURES * len(b)
+
+
+# --- form metrics of a set of tunes (evaluate) ---------------------------------------------------------------
+STRAIN_LENGTHS = (4, 8, 16)
+_BAR_TOKEN = re.compile(r"::|:*\[?\|+\]?:*(?:\d+(?:[,-]\d+)*)?|\[\d+")
+_REPEAT = re.compile(r"\|:|:\||::")
+
+
+def has_repeat_signs(tune: str) -> bool:
+    """`|:`, `:|` or `::` anywhere in the body."""
+    return _REPEAT.search(_body(tune)) is not None
+
+
+def _body(tune: str) -> str:
+    return "\n".join(ln for ln in tune.split("\n") if not (len(ln) > 1 and ln[1] == ":" and ln[0].isalpha()))
+
+
+def bar_line_pattern(tune: str) -> str:
+    """The tune's sequence of bar-line tokens (`|`, `|:`, `:|`, `||`, `|1`, `[2`...), quoted text removed: the
+    tune's outline, whatever the notes (folk-rnn's "bar-line pattern")."""
+    body = re.sub(r'"[^"\n]*"|![^!\n]*!|\[[A-Za-z]:[^\]\n]*\]', "", _body(tune))
+    return " ".join(_BAR_TOKEN.findall(body))
+
+
+def is_aabb(tune: str, s: Scan | None = None) -> bool:
+    """Two strains of 4, 8 or 16 complete bars, each repeated (`|: ... :|`, so written once) or written out
+    twice in a row: AABB, the commonest form of the tradition (folk-rnn, Sturm & Ben-Tal 2017). A first ending
+    counts among its strain's bars; a second ending (at most 2 bars after a repeat) is not a strain."""
+    s = s if s is not None else scan(tune)
+    sections = _sections(s, tune)
+    parts = []  # (figures, repeated) with written-out repeats and second endings folded
+    for figs, repeated in sections:
+        if parts and parts[-1][1] and len(figs) <= 2:
+            continue  # the second ending of the strain before
+        if parts and not parts[-1][1] and parts[-1][0] == figs:
+            parts[-1] = (figs, True)
+        else:
+            parts.append((figs, repeated))
+    return len(parts) == 2 and all(rep and len(figs) in STRAIN_LENGTHS for figs, rep in parts)
+
+
+def _sections(s: Scan, text: str) -> list[tuple[tuple, bool]]:
+    """Runs of bars between strain boundaries: (the bars' figures, ends with a repeat sign). A short first bar
+    (a pickup) and short final bar are not counted as bars of the strain."""
+    figures: dict[int, list[int]] = {}
+    for n in s.melody():
+        figures.setdefault(n.bar, []).append(n.pitch)
+    out, current = [], []
+    bars = [b for b in s.bars if figures.get(b.index)]
+    for i, bar in enumerate(bars):
+        short = bar.expected is not None and bar.duration < bar.expected - 1e-6
+        if not short:
+            current.append(tuple(figures[bar.index]))
+        m = _BARLINE.match(text, bar.end)
+        token = m.group(0) if m else ""
+        if (":" in token or "||" in token or "|]" in token or i == len(bars) - 1) and current:
+            out.append((tuple(current), token.startswith(":")))
+            current = []
+    return out
+
+
+def meter_consistent(s: Scan, text: str) -> bool | None:
+    """Every bar has the meter's length, but the pickup and last bar of each strain, which may be short (never
+    long): the first bar of the tune and the bars at either side of a strain boundary (`:|`, `|:`, `||`,
+    `|]`). None for free meter or fewer than 3 bars."""
+    bars = [b for b in s.bars if b.expected is not None]
+    if len(bars) < 3:
+        return None
+    for i, b in enumerate(bars):
+        edge = i in (0, len(bars) - 1) or _is_boundary(text, b.end) or _is_boundary(text, bars[i - 1].end)
+        if abs(b.duration - b.expected) < 1e-6 or (edge and b.duration < b.expected):
+            continue
+        return False
+    return True

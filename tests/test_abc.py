@@ -112,3 +112,10 @@ def test_agrees_with_music21_on_corpus_tunes():
             ref.append(max(p.midi for p in n.pitches))
         agree += ref == [n.pitch for n in scan(t, carry_accidentals=False).melody()]
     assert agree >= 57  # >= 95 %; the known differences are listed in the README
+
+
+def test_bar_lines_with_ending_numbers_close_their_bars():
+    """`|1` and `:|2` are bar lines (the regex's last group is the ending number, once read as no token)."""
+    s = scan(H + "K:D\n|:DFAF DFAF|A2FA GFED|1 D2D2 D4:|2 D2D2 D2FA||")
+    assert [b.duration for b in s.bars] == [1.0, 1.0, 1.0, 1.0]
+    assert s.repeats == {"start": 1, "end": 1, "endings": 2}

@@ -76,12 +76,18 @@ def test_corpus_only(data_dir, tmp_path, capsys):
     # a folder where a file is wanted: refused before any sampling
     (["--data", "{d}", "--json", "{t}"], "--json {t}: is a folder; give a file name"),
     (["--checkpoint", "{r}", "--plots", "{t}"], "--plots {t}: is a folder"),
-    # real tunes the model cannot read at all: no NLL of 0.000
-    (["--checkpoint", "{r}", "--data", "{t}/greek.abc"], "every tune holds characters outside the vocabulary"),
     (["--num", "0", "--data", "{d}"], "argument --num: expected a number >= 1, got 0"),
 ])
+def test_data_the_model_cannot_read_gives_no_nll_not_zero(tiny_run, tmp_path, capsys):
+    (tmp_path / "greek.abc").write_text("".join(f"X:{i}\nT:Ωδή\nM:4/4\nK:C\nCDEF|GABc|\n\n" for i in range(1, 9)),
+                                        encoding="utf-8")
+    code, _, err = cli("evaluate", "--checkpoint", tiny_run, "--data", tmp_path / "greek.abc", "--num", 4,
+                       "--max-length", 60, "--json", tmp_path / "m.json", capsys=capsys)
+    assert code == 0 and "nll_bits_per_char not measured: every --data tune holds characters outside" in err
+    assert json.loads((tmp_path / "m.json").read_text())["nll_bits_per_char"] is None
+
+
 def test_evaluate_bad_inputs(data_dir, tiny_run, tmp_path, capsys, args, message):
-    (tmp_path / "greek.abc").write_text("X:1\nT:Ωδή\nM:4/4\nK:C\nCDEF|GABc|\n", encoding="utf-8")
     fill = dict(d=data_dir, t=tmp_path, r=tiny_run)
     code, _, err = cli("evaluate", *[a.format(**fill) for a in args], capsys=capsys)
     assert code == 2 and message.format(**fill) in err, err
