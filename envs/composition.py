@@ -59,6 +59,10 @@ class AbcCompositionEnv(gym.Env):
     - `gate`: reward name(s), comma-separated, whose scores multiply all the others (None: plain weighted sum);
     - `primer`: the text every tune starts with (default `X:1\n`; a header such as `X:1\nT:\nM:6/8\nL:1/8\nK:D\n`
       asks for a jig in D). It must end with a newline.
+
+    ## Version History
+    - v0: one character per step, the episode's reward at its last step from a shared reward mix
+      (`rlmusic.rewards.mix.RewardMix`), gates scaling the other rewards.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}

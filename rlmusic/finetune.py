@@ -274,10 +274,7 @@ def check_resumable(run: RunDir, cfg: FinetuneConfig, vocab) -> None:
         if not same:
             raise UserError(f"--out {run.path} holds a run with {key}={theirs} (this one: {mine}); resuming it would "
                             f"change the experiment; use another --out, or delete {run.path} to start fresh")
-    saved_vocab = run.read_vocab()
-    if saved_vocab != vocab:
-        raise UserError(f"--out {run.path} holds a run with another vocabulary ({saved_vocab.diff(vocab)}); "
-                        f"use another --out, or delete {run.path} to start fresh")
+    run.check_vocab(vocab)
 
 
 def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, use_wandb: bool = False,

@@ -167,10 +167,7 @@ def check_resumable(run: RunDir, cfg: PretrainConfig, vocab: Vocab) -> None:
         if k in saved_model and saved_model[k] != v:
             raise UserError(f"--out {run.path} holds a run with model.{k}={saved_model[k]} (this config: {v}); "
                             f"use another --out, or delete {run.path} to start fresh")
-    saved_vocab = run.read_vocab()
-    if saved_vocab != vocab:
-        raise UserError(f"--out {run.path} holds a run with a different vocabulary ({saved_vocab.diff(vocab)}); "
-                        f"use another --out, or delete {run.path} to start fresh")
+    run.check_vocab(vocab)
 
 
 def _diverged(what: str, value: float, step: int, last_good: int | None, run: RunDir) -> UserError:

@@ -195,26 +195,32 @@ window.addEventListener("load", function () {{
 def gallery_html(tunes, stems: list[str], problems: list[list[str]], out: Path,
                  no_svg: dict[int, str] | None = None) -> str:
     """The gallery page. Every piece of tune text is escaped: a title may hold `<script>`."""
-    articles = []
     no_svg = no_svg or {}
-    for i, (tune, stem, probs) in enumerate(zip(tunes, stems, problems)):
-        esc = html.escape
-        parts = [f'<article id="{stem}">', f"<h2>{esc(tune_title(tune.text))}</h2>"]
-        if probs:
-            parts.append(f'<p class="invalid">Invalid: {esc("; ".join(probs[:3]))}</p>')
-        else:
-            parts.append('<p class="valid">Valid ABC.</p>')
-        if tune.hit_limit:
-            parts.append("<p>Stopped at the length limit.</p>")
-        if (out / f"{stem}.svg").exists():
-            parts.append(f'<img class="score" src="{stem}.svg" alt="Sheet music of {esc(stem)}">')
-        else:
-            why = no_svg.get(i, "the notation could not be engraved")
-            parts.append(f"<p>No sheet music: {esc(why)}.</p>")
-        if (out / f"{stem}.wav").exists():
-            parts.append(f'<audio controls preload="none" src="{stem}.wav"></audio>')
-        parts.append(f'<pre>{esc(tune.text)}</pre>')
-        parts.append(f'<p><a href="{stem}.abc">{stem}.abc</a></p></article>')
-        articles.append("\n".join(parts))
+    articles = [tune_card(tune, stem, out, probs, no_svg.get(i))
+                for i, (tune, stem, probs) in enumerate(zip(tunes, stems, problems))]
     valid = sum(not p for p in problems)
     return _PAGE.format(count=len(tunes), valid=valid, articles="\n".join(articles))
+
+
+def tune_card(tune, stem: str, folder: Path, problems: list[str] | None = None, why_no_svg: str | None = None,
+              prefix: str = "") -> str:
+    """One tune's <article>: title, validity (when `problems` is given), sheet music or why there is none, audio,
+    the ABC text. Files are looked for in `folder` and linked as `prefix` + name."""
+    esc = html.escape
+    anchor = f"{prefix.strip('/')}-{stem}" if prefix else stem
+    parts = [f'<article id="{esc(anchor)}">', f"<h2>{esc(tune_title(tune.text))}</h2>"]
+    if problems:
+        parts.append(f'<p class="invalid">Invalid: {esc("; ".join(problems[:3]))}</p>')
+    elif problems is not None:
+        parts.append('<p class="valid">Valid ABC.</p>')
+    if tune.hit_limit:
+        parts.append("<p>Stopped at the length limit.</p>")
+    if (folder / f"{stem}.svg").exists():
+        parts.append(f'<img class="score" src="{prefix}{stem}.svg" alt="Sheet music of {esc(stem)}">')
+    else:
+        parts.append(f"<p>No sheet music: {esc(why_no_svg or 'the notation could not be engraved')}.</p>")
+    if (folder / f"{stem}.wav").exists():
+        parts.append(f'<audio controls preload="none" src="{prefix}{stem}.wav"></audio>')
+    parts.append(f'<pre>{esc(tune.text)}</pre>')
+    parts.append(f'<p><a href="{prefix}{stem}.abc">{stem}.abc</a></p></article>')
+    return "\n".join(parts)

@@ -14,7 +14,6 @@ Every piece of text from a tune or a run name is escaped. The page counts the im
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 
 import numpy as np
@@ -65,25 +64,10 @@ def _table_html(columns: dict[str, dict]) -> str:
 
 
 def _gallery(name: str, folder: str, tunes, path: Path) -> str:
-    esc = html.escape
-    parts = [f"<section><h2>{esc(name)}</h2>"]
-    for j, tune in enumerate(tunes, start=1):
-        stem = f"tune_{j:03d}"
-        parts.append(f"<article><h3>{esc(_title(tune.text))}</h3>")
-        if (path / f"{stem}.svg").exists():
-            parts.append(f'<img class="score" src="{folder}/{stem}.svg" alt="Sheet music">')
-        else:
-            parts.append("<p>No sheet music: the notation could not be engraved.</p>")
-        if (path / f"{stem}.wav").exists():
-            parts.append(f'<audio controls preload="none" src="{folder}/{stem}.wav"></audio>')
-        parts.append(f"<pre>{esc(tune.text)}</pre></article>")
-    parts.append("</section>")
-    return "\n".join(parts)
+    from rlmusic.render import tune_card
 
-
-def _title(text: str) -> str:
-    m = re.search(r"^T:(.*)$", text, re.M)
-    return (m.group(1).strip() if m else "") or "Untitled"
+    cards = [tune_card(t, f"tune_{j:03d}", path, prefix=f"{folder}/") for j, t in enumerate(tunes, start=1)]
+    return "\n".join([f"<section><h2>{html.escape(name)}</h2>", *cards, "</section>"])
 
 
 def _figure(size):

@@ -90,6 +90,13 @@ class RunDir:
             raise UserError(f"{path}: corrupt vocabulary file") from None
         return Vocab.from_json(text, where=str(path))
 
+    def check_vocab(self, vocab: Vocab) -> None:
+        """A run continues only on the vocabulary it was trained on (its embedding rows are those characters)."""
+        saved = self.read_vocab()
+        if saved != vocab:
+            raise UserError(f"--out {self.path} holds a run with a different vocabulary ({saved.diff(vocab)}); "
+                            f"use another --out, or delete {self.path} to start fresh")
+
     def write_vocab(self, vocab: Vocab) -> None:
         atomic_write_text(self.path / "vocab.json", vocab.to_json())
 

@@ -8,7 +8,6 @@ import pytest
 from rlmusic._tf import tf
 from rlmusic.attention import WindowAttention
 from rlmusic.model import ModelConfig, build_model
-from rlmusic.vocab import Vocab
 
 
 def randomised(model):
