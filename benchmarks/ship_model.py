@@ -65,14 +65,17 @@ def main() -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".tmp-{dest.name}-"))
     try:
-        for name in ("config.yaml", "vocab.json", "corpus.json"):
+        for name in ("config.yaml", "vocab.json"):
             shutil.copy(run.path / name, tmp / name)
+        # corpus.json without the list of files read (paths of the machine that trained it): their count
+        (tmp / "corpus.json").write_text(json.dumps({**corpus, "files": len(corpus["files"])}, indent=2) + "\n")
         (tmp / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         ckpt = tmp / "checkpoints" / f"step-{step}"
         ckpt.mkdir(parents=True)
         tf.train.Checkpoint(model=model).write(str(ckpt / "ckpt"))
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "MODEL_CARD.md").write_text(model_card(card, cfg))
+        tmp.chmod(0o755)  # mkdtemp makes it private; a package's data is readable by all
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)

@@ -25,3 +25,8 @@ def test_a_wheel_install_runs_presets_by_name(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "run" / "checkpoints" / "step-2").is_dir()
     assert "units: 64" in (tmp_path / "run" / "config.yaml").read_text()  # the tiny preset's model
+    shipped = subprocess.run([sys.executable, "-m", "rlmusic", "sample", "--num", "1", "--max-length", "60"],
+                             cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert shipped.returncode == 0, shipped.stderr[-2000:]
+    assert f"using the shipped model rlmusic/pretrained/folk ({target}" in shipped.stderr
+    assert shipped.stdout.startswith("X:1\n")
