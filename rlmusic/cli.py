@@ -48,6 +48,8 @@ def cmd_pretrain(args) -> int:
     cfg = config_lib.load(PretrainConfig, _config_path(args.config, "pretrain"), overrides)
     if args.data:
         cfg.data.sources = list(args.data)
+    if args.midi_channel is not None:
+        cfg.data.midi_channel = args.midi_channel
     resolve_sources(cfg.data.sources)  # a wrong path fails here, before anything is printed or written
     print("config:\n" + config_lib.dump_yaml(cfg).rstrip(), file=sys.stderr)
     out = run_pretrain(cfg, args.out, use_wandb=args.wandb, log=lambda m: print(m, file=sys.stderr))
@@ -189,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", parents=[common], help="train the character LSTM on ABC tunes")
     p.add_argument("--config", help="YAML config file, or a preset name from configs/pretrain/ (tiny, quick, "
                    "attention, mit_lab); default: the default preset")
-    p.add_argument("--data", nargs="+", help="ABC files, folders, globs or music21 collections (default: the "
-                                             "collections bundled with music21)")
+    p.add_argument("--data", nargs="+", help="ABC or MIDI files, folders, globs or music21 collections (default: "
+                                             "the collections bundled with music21)")
+    p.add_argument("--midi-channel", type=_number(int, 0, 16), help="MIDI files: the channel whose voice becomes "
+                   "the tune (default 0: the voice with the most notes)")
     p.add_argument("--out", default="runs/pretrain", help="run directory (re-running with it resumes)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config field, e.g. "
                                                                         "train.steps=200 (repeatable)")
@@ -234,8 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checker", default="auto", choices=("auto", "abc2midi", "scanner"),
                    help="validity check: abc2midi, the scanner, or auto (abc2midi when installed)")
     p.add_argument("--reference", help="run directory of the prior: adds kl_to_reference")
-    p.add_argument("--data", nargs="+", help="real tunes (files, folders, globs, music21 collections): a corpus "
-                                             "column, and nll_bits_per_char of the model")
+    p.add_argument("--data", nargs="+", help="real tunes (ABC or MIDI files, folders, globs, music21 collections): "
+                                             "the corpus column, realness metrics, nll_bits_per_char")
+    p.add_argument("--midi-channel", type=_number(int, 0, 16), default=0,
+                   help="MIDI files in --data: the channel whose voice is read (0: the voice with the most notes)")
     p.add_argument("--num", type=_number(int, 1), default=100, help="tunes sampled (and corpus tunes drawn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=_number(float, 0), default=1.0)

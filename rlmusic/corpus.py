@@ -30,6 +30,7 @@ HEADER_FIELDS_KEPT = set("XTRMLQPK")
 BODY_FIELDS_KEPT = set("MLQPK")
 
 PROGRESS_BYTES = 20_000_000  # corpora larger than this show a progress bar while they are read
+DATA_SUFFIXES = (".abc", ".mid", ".midi")
 TUNE_SEPARATOR = "\n\n"  # a blank line ends a tune in ABC; generation stops there too
 DEFAULT_PRIMER = "X:1\n"  # every cleaned tune starts so; sampling and RL episodes start from it
 
@@ -58,11 +59,22 @@ class CorpusStats:
     tunes_found: int = 0
     tunes_kept: int = 0
     dropped: Counter = field(default_factory=Counter)
+    midi_files: int = 0
+    midi_converted: int = 0
+    midi_dropped: list = field(default_factory=list)
+    """(file, reason) for each MIDI file that gave no tune."""
 
     def summary(self) -> str:
         reasons = ", ".join(f"{n} {why}" for why, n in self.dropped.most_common()) or "none"
-        return (f"read {self.files} files: {self.tunes_found} tunes found, {self.tunes_kept} kept, "
+        text = (f"read {self.files} files: {self.tunes_found} tunes found, {self.tunes_kept} kept, "
                 f"{self.tunes_found - self.tunes_kept} dropped ({reasons})")
+        if self.midi_files:
+            why = Counter(r for _, r in self.midi_dropped)
+            text += (f"; MIDI: {self.midi_files} files, {self.midi_converted} converted, {len(self.midi_dropped)} "
+                     f"dropped" + (f" ({', '.join(f'{n} {r}' for r, n in why.most_common())}; e.g. "
+                                   f"{', '.join(f'{Path(p).name}: {r}' for p, r in self.midi_dropped[:3])})"
+                                   if self.midi_dropped else ""))
+        return text
 
 
 def music21_collection_dir(name: str) -> Path:
@@ -72,9 +84,10 @@ def music21_collection_dir(name: str) -> Path:
 
 
 def resolve_sources(sources: list[str] | tuple[str, ...]) -> list[Path]:
-    """Turn collection names, files, folders and globs into a sorted list of .abc files.
+    """Turn collection names, files, folders and globs into a sorted list of .abc (and .mid/.midi) files.
 
-    A source that matches nothing is an error naming it; a folder is searched recursively for `*.abc`.
+    A source that matches nothing is an error naming it; a folder is searched recursively for `*.abc`, `*.mid`
+    and `*.midi`.
     """
     files: list[Path] = []
     for src in sources:
@@ -87,15 +100,20 @@ def resolve_sources(sources: list[str] | tuple[str, ...]) -> list[Path]:
         else:
             path = Path(src)
             if path.is_dir():
-                found = sorted(path.rglob("*.abc"))
+                found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
                 if not found:
-                    raise UserError(f"--data {src}: the folder holds no .abc file")
+                    raise UserError(f"--data {src}: the folder holds no .abc or .mid file")
             elif path.is_file():
                 found = [path]
             else:
                 raise UserError(f"--data {src}: no such file, folder or music21 collection "
                                 f"(collections: {', '.join(MUSIC21_COLLECTIONS)})")
         files.extend(found)
+    midi_files = [p for p in files if p.suffix.lower() in (".mid", ".midi")]
+    if midi_files:
+        from rlmusic.midi import require_midi2abc
+
+        require_midi2abc(midi_files[0])  # before any work: name the package to install
     return files
 
 
@@ -265,31 +283,36 @@ class Corpus:
     files: list[Path]
 
 
-def load_corpus(sources, max_chars: int = 4000) -> Corpus:
-    """Read, split and clean every tune of `sources`. Raises UserError when nothing usable is found."""
+def load_corpus(sources, max_chars: int = 4000, midi_channel: int = 0) -> Corpus:
+    """Read, split and clean every tune of `sources` (MIDI files through rlmusic.midi). Raises UserError when
+    nothing usable is found."""
+    from rlmusic import midi
+
     files = resolve_sources(list(sources))
     stats = CorpusStats(files=len(files))
     tunes: list[str] = []
-    total = sum(p.stat().st_size for p in files)
+    midi_files = [p for p in files if midi.is_midi(p)]
+    stats.midi_files = len(midi_files)
+    for path, text, reason in midi.convert_all(midi_files, midi_channel):
+        if text is None:
+            stats.midi_dropped.append((str(path), reason))
+            continue
+        stats.midi_converted += 1
+        _keep(text, stats, tunes, max_chars)
+    files_abc = [p for p in files if not midi.is_midi(p)]
+    total = sum(p.stat().st_size for p in files_abc)
     bar = None
     if total > PROGRESS_BYTES:  # reading takes seconds: show it (memory stays with the tunes kept)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="reading tunes", file=sys.stderr, mininterval=0.5)
     try:
-        for path in files:
+        for path in files_abc:
             found = 0
             lines = file_lines(path, progress=bar.update if bar is not None else None)
             for raw in iter_tunes(lines, max_chars):
                 found += 1
-                stats.tunes_found += 1
-                tune, reason = clean_tune(raw) if raw is not None else (None, "")
-                if raw is None or tune is not None and len(tune) > max_chars:
-                    tune, reason = None, f"longer than {max_chars} chars"
-                if tune is None:
-                    stats.dropped[reason] += 1
-                else:
-                    tunes.append(tune)
+                _keep(raw, stats, tunes, max_chars)
             if not found:
                 raise UserError(f"{path}: no ABC tune found (no line starts with X:)")
     finally:
@@ -298,8 +321,23 @@ def load_corpus(sources, max_chars: int = 4000) -> Corpus:
     stats.tunes_kept = len(tunes)
     if not tunes:
         where = files[0] if len(files) == 1 else f"{len(files)} files"
+        if stats.midi_dropped and len(stats.midi_dropped) == len(files):
+            raise UserError(f"{where}: no usable tune ({stats.midi_dropped[0][1]}"
+                            + (f", and {len(files) - 1} more" if len(files) > 1 else "") + ")")
         raise UserError(f"{where}: no usable ABC tune found (a tune starts with X:, has a K: field and notes)")
     return Corpus(tunes=tunes, stats=stats, files=files)
+
+
+def _keep(raw: str | None, stats: CorpusStats, tunes: list[str], max_chars: int) -> None:
+    """Clean one raw tune (None: one given up as too long while read) and keep it, or count why not."""
+    stats.tunes_found += 1
+    tune, reason = clean_tune(raw) if raw is not None else (None, "")
+    if raw is None or tune is not None and len(tune) > max_chars:
+        tune, reason = None, f"longer than {max_chars} chars"
+    if tune is None:
+        stats.dropped[reason] += 1
+    else:
+        tunes.append(tune)
 
 
 def split_train_val(tunes: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:

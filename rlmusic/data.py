@@ -44,6 +44,9 @@ class DataConfig(Checked):
     """Train only on tunes that pass the validity check (abc2midi when installed, else the scanner): the few
     invalid tunes of the corpus teach exactly the errors sampled tunes make. Validation tunes are never filtered,
     so validation figures compare across this setting."""
+    midi_channel: Annotated[int, Range(0, 16)] = 0
+    """MIDI files in `sources`: the MIDI channel whose voice becomes the tune (0: the voice with the most notes;
+    percussion, channel 10, never)."""
     windows: Literal["tunes", "random"] = "tunes"
     """"tunes": rows read whole tunes with the state carried across windows; "random": windows at random offsets
     from a zero state (see the module docstring)."""
@@ -67,7 +70,7 @@ def prepare(cfg: DataConfig, log=print) -> TrainingData:
     """Read the corpus, split it by tune, and (with valid_only) set invalid training tunes aside."""
     from rlmusic import validity
 
-    corpus = load_corpus(cfg.sources, max_chars=cfg.max_chars)
+    corpus = load_corpus(cfg.sources, max_chars=cfg.max_chars, midi_channel=cfg.midi_channel)
     log(corpus.stats.summary())
     if len(corpus.tunes) < 2:
         raise UserError(f"--data: {len(corpus.tunes)} usable tune found; at least 2 are needed (training and "

@@ -258,7 +258,7 @@ def run(opts, log=print) -> dict[str, dict]:
     if opts.data:
         # the corpus, shuffled: `reference` (real held-out tunes every set is compared with), `real` (the baseline
         # column: other real tunes, judged like a model), the rest (the training side of the copying index)
-        tunes = load_corpus(opts.data).tunes
+        tunes = load_corpus(opts.data, midi_channel=getattr(opts, "midi_channel", 0)).tunes
         order = random.Random(opts.seed).sample(range(len(tunes)), len(tunes))
         n = min(opts.num, len(tunes) // 2)
         reference = [tunes[i] for i in order[:n]]

@@ -117,7 +117,7 @@ def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarr
 
     data = config_lib.from_dict(DataConfig, pre_cfg.get("data") or {}, prefix="data.")
     if cfg.ptx_data:
-        tunes = load_corpus(cfg.ptx_data, max_chars=data.max_chars).tunes
+        tunes = load_corpus(cfg.ptx_data, max_chars=data.max_chars, midi_channel=data.midi_channel).tunes
     else:  # the pretrained run's own training tunes, read by the same pipeline
         tunes = prepare(data, log=lambda m: None).train
     log(f"ptx: {len(tunes)} real tunes for the supervised loss")

@@ -219,6 +219,8 @@ def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log) ->
     run.write_vocab(vocab)
     run.write_json("corpus.json", {"files": [str(f) for f in corpus.files], "tunes_found": corpus.stats.tunes_found,
                                    "tunes_kept": corpus.stats.tunes_kept, "dropped": dict(corpus.stats.dropped),
+                                   "midi_files": corpus.stats.midi_files, "midi_converted": corpus.stats.midi_converted,
+                                   "midi_dropped": [list(d) for d in corpus.stats.midi_dropped],
                                    "train_tunes": len(data.train), "val_tunes": len(data.val),
                                    "set_aside_invalid": dict(data.set_aside),
                                    "train_chars": train_chars, "val_chars": sum(len(s) for s in val_seqs)})
