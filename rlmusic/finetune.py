@@ -373,7 +373,7 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
                 logger.tune_table(it, finished, mix)
                 plot_curves(run)
         bar.close()
-    except UserError:
+    except (UserError, KeyboardInterrupt):  # a failing or hung plugin, a NaN, Ctrl-C
         if int(iteration.numpy()) > (run.latest_step() or 0):
             run.save_checkpoint(int(iteration.numpy()), **objects)  # keep what was learned before the failure
         raise
