@@ -8,6 +8,7 @@ from pathlib import Path
 import gymnasium as gym
 from gymnasium import spaces
 
+from rlmusic.abc import scan
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.errors import UserError
 from rlmusic.rewards.mix import RewardMix
@@ -39,7 +40,13 @@ class AbcCompositionEnv(gym.Env):
     ## Rewards
     0 at every step but the last. At the end of the episode the tune (the primer and the text written, without
     the closing blank line) is scored by each reward plugin, and the weighted sum of their scores is the last
-    step's reward (a reward that does not apply to the tune, returning None, adds 0). With `gate` (default
+    step's reward (a reward that does not apply to the tune, returning None, adds 0). With `dense=True`,
+    `info["dense"]` also holds the credit the rewards' dense forms place inside the tune: (character offset in
+    the tune, primer included; credit) pairs, -1 at the character where the first scanner problem arises
+    (`valid`), where abc2midi's first error points (`abc2midi`), at each bar whose length is wrong
+    (`bar_durations`, -1/bars) and at each note out of key (`in_key`), times the reward's weight (a gate's
+    weight counts as 1). A learner that reshapes rewards after the episode (as `rlmusic finetune` does) adds them
+    at the steps that wrote those characters; the step rewards themselves stay end-of-tune. With `gate` (default
     "valid"), the other rewards count only in proportion to the gates' scores: an invalid tune earns nothing for
     being in key, so the policy cannot trade validity for easy music-theory points; "valid,enough_bars" also
     stops it from shrinking tunes to fragments that score well on per-tune shares. A gate that returns None for a
@@ -57,19 +64,20 @@ class AbcCompositionEnv(gym.Env):
       mix's own) that several environments share;
     - `max_length`: characters per episode before truncation (default 1000);
     - `gate`: reward name(s), comma-separated, whose scores multiply all the others (None: plain weighted sum);
+    - `dense`: also compute the dense credit (`info["dense"]`, see Rewards);
     - `primer`: the text every tune starts with (default `X:1\n`; a header such as `X:1\nT:\nM:6/8\nL:1/8\nK:D\n`
       asks for a jig in D). It must end with a newline.
 
     ## Version History
     - v0: one character per step, the episode's reward at its last step from a shared reward mix
-      (`rlmusic.rewards.mix.RewardMix`), gates scaling the other rewards.
+      (`rlmusic.rewards.mix.RewardMix`), gates scaling the other rewards; `dense` adds `info["dense"]`.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, vocab: Vocab | list[str] | None = None, rewards: dict[str, float] | RewardMix | None = None,
                  max_length: int = 1000, primer: str = DEFAULT_PRIMER, gate: str | list[str] | None = "valid",
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, dense: bool = False):
 
         self.vocab = default_vocab() if vocab is None else (vocab if isinstance(vocab, Vocab) else Vocab(vocab))
         missing = [c for c in "\nX:K" if c not in self.vocab.index]
@@ -85,6 +93,7 @@ class AbcCompositionEnv(gym.Env):
         if max_length < 2:
             raise UserError(f"max_length: must be at least 2, got {max_length}")
         self.max_length = max_length
+        self.dense = dense
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(len(self.vocab))
         self.observation_space = spaces.Discrete(len(self.vocab))
@@ -106,9 +115,12 @@ class AbcCompositionEnv(gym.Env):
         reward, info = 0.0, {}
         if terminated or truncated:
             tune = "".join(self._chars).rstrip("\n")
-            scores = self.mix.score([tune])[0]
+            context = {"scans": [scan(tune)]}  # one scan for the scores and the dense credit
+            scores = self.mix.score([tune], **context)[0]
             reward = self.mix.total(scores)
             info = {"tune": tune, "rewards": scores}
+            if self.dense:
+                info["dense"] = self.mix.dense([tune], **context)[0]
         return action, float(reward), terminated, truncated, info
 
     def render(self):

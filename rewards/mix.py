@@ -67,6 +67,34 @@ class RewardMix:
         return sum(self.weights[n] * v * (1.0 if n in self.gates else gate)
                    for n, v in scores.items() if v is not None)
 
+    @property
+    def dense_names(self) -> list[str]:
+        """The rewards that offer a per-position form (`reward.per_note`)."""
+        return [n for n, info in self.infos.items() if callable(getattr(info.fn, "per_note", None))]
+
+    def dense(self, tunes: list[str], **context) -> list[list[tuple[int, float]]]:
+        """Per tune, (character offset, credit) where the dense forms place credit: each reward's per-note
+        credits times its weight (a gate counts with weight 1: its penalty is where the tune broke). Offsets are
+        in each tune's text, the primer included. Guarded like `score` (time limit, errors named)."""
+        from rlmusic.abc import scan
+
+        context.setdefault("scans", [scan(t) for t in tunes])
+        calls = []
+        for name in self.dense_names:
+            info = self.infos[name]
+            calls.append((name, info, lambda info=info: _checked_credits(info, info.fn.per_note, tunes, context)))
+        try:
+            per_reward = self._run_all(tunes, context, calls)
+        except UserError as exc:
+            self.failure = exc
+            raise
+        out: list[list[tuple[int, float]]] = [[] for _ in tunes]
+        for name, credits in per_reward.items():
+            weight = 1.0 if name in self.gates else self.weights[name]
+            for i, pairs in enumerate(credits):
+                out[i].extend((at, weight * c) for at, c in pairs if weight)
+        return out
+
     def means(self, scores: list[dict[str, float | None]]) -> dict[str, float | None]:
         """Each reward's mean over the tunes it applies to (None where it applies to none)."""
         out = {}
@@ -75,19 +103,22 @@ class RewardMix:
             out[name] = sum(values) / len(values) if values else None
         return out
 
-    def _run_all(self, tunes: list[str], context: dict) -> dict[str, list[float | None]]:
-        """Every reward on `tunes`, on a daemon thread so that a reward that never returns can be left behind:
-        after `time_limit` seconds (or on Ctrl-C) the one running is named in the error."""
+    def _run_all(self, tunes: list[str], context: dict, calls=None) -> dict[str, list]:
+        """Every reward on `tunes` (or the given (name, RewardInfo, call) triples), on a daemon thread so that a
+        reward that never returns can be left behind: after `time_limit` seconds (or on Ctrl-C) the one running
+        is named in the error."""
+        if calls is None:
+            calls = [(name, info, lambda info=info: score(info, tunes, **context)) for name, info in self.infos.items()]
         if not self.time_limit:
-            return {name: score(info, tunes, **context) for name, info in self.infos.items()}
-        results: dict[str, list[float | None]] = {}
+            return {name: call() for name, _, call in calls}
+        results: dict[str, list] = {}
         state: dict = {"running": None, "error": None}
 
         def work():
             try:
-                for name, info in self.infos.items():
+                for name, info, call in calls:
                     state["running"] = info
-                    results[name] = score(info, tunes, **context)
+                    results[name] = call()
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                 state["error"] = exc
 
@@ -109,3 +140,28 @@ class RewardMix:
         if state["error"] is not None:
             raise state["error"]
         return results
+
+
+def _checked_credits(info: RewardInfo, fn, tunes: list[str], context: dict) -> list[list[tuple[int, float]]]:
+    """A reward's per-note credits, checked: one list of (offset, finite number) pairs per tune."""
+    import math
+
+    where = f"reward {info.name}.per_note ({info.source})"
+    try:
+        values = list(fn(tunes, **context))
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+        raise UserError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+    if len(values) != len(tunes):
+        raise UserError(f"{where} returned {len(values)} credit lists for {len(tunes)} tunes")
+    out = []
+    for pairs in values:
+        try:
+            checked = [(int(at), float(c)) for at, c in pairs]
+        except (TypeError, ValueError):
+            raise UserError(f"{where} returned {pairs!r:.60}; expected (offset, credit) pairs") from None
+        if any(not math.isfinite(c) for _, c in checked):
+            raise UserError(f"{where} returned a credit that is not finite")
+        out.append(checked)
+    return out

@@ -79,6 +79,24 @@ def balanced(tunes: list[str], **context) -> list[float]:
     return out
 
 
+def _bar_durations_per_note(tunes: list[str], **context) -> list[list[tuple[int, float]]]:
+    """Dense form: -1/bars at the bar line closing each bar whose length does not match the meter."""
+    out = []
+    for s in scans_of(tunes, context):
+        bars = [b for b in s.bars if b.expected is not None]
+        if len(bars) < 3:
+            out.append([])
+            continue
+        wrong = [b for i, b in enumerate(bars)
+                 if not (abs(b.duration - b.expected) < 1e-6
+                         or ((i == 0 or i == len(bars) - 1) and b.duration < b.expected))]
+        out.append([(b.end, -1.0 / len(bars)) for b in wrong])
+    return out
+
+
+bar_durations.per_note = _bar_durations_per_note
+
+
 @register("abc2midi")
 def abc2midi(tunes: list[str], **context) -> list[float | None]:
     """1 / (1 + abc2midi's Error lines), in (0, 1]; None for every tune when abc2midi is not installed.
@@ -88,7 +106,28 @@ def abc2midi(tunes: list[str], **context) -> list[float | None]:
     """
     if validity.abc2midi_path() is None:
         return [None] * len(tunes)
-    return [1.0 / (1 + len(e)) for e in validity.abc2midi_errors(tunes)]
+    return [1.0 / (1 + len(e)) for e in _abc2midi_positions(tunes, context)]
+
+
+def _abc2midi_positions(tunes: list[str], context: dict) -> list[list[tuple[int, str]]]:
+    """abc2midi's errors with their offsets, kept in the scans' cache: the score and its dense form share one
+    abc2midi run."""
+    scans = scans_of(tunes, context)
+    if any("abc2midi" not in s.cache for s in scans):
+        for s, errs in zip(scans, validity.abc2midi_error_positions(tunes)):
+            s.cache["abc2midi"] = errs
+    return [s.cache["abc2midi"] for s in scans]
+
+
+def _abc2midi_per_note(tunes: list[str], **context) -> list[list[tuple[int, float]]]:
+    """Dense form: -1 at the character abc2midi's first Error points at (its `line-char` position); nothing
+    where abc2midi is not installed."""
+    if validity.abc2midi_path() is None:
+        return [[] for _ in tunes]
+    return [[(errs[0][0], -1.0)] if errs else [] for errs in _abc2midi_positions(tunes, context)]
+
+
+abc2midi.per_note = _abc2midi_per_note
 
 
 @register("enough_bars")
@@ -109,3 +148,18 @@ def valid(tunes: list[str], **context) -> list[float]:
     Example: `X:1\nT:a\nK:C\nABc|` -> 0.0 (no M:).
     """
     return [float(all(f in s.fields for f in REQUIRED) and not s.problems) for s in scans_of(tunes, context)]
+
+
+def _valid_per_note(tunes: list[str], **context) -> list[list[tuple[int, float]]]:
+    """Dense form: -1 at the character where the first problem arises (the scanner's offset; a missing header
+    field: where the music begins)."""
+    out = []
+    for s in scans_of(tunes, context):
+        at = [p.offset for p in s.problems[:1]]
+        if not all(f in s.fields for f in REQUIRED):
+            at.append(s.body_start)
+        out.append([(min(at), -1.0)] if at else [])
+    return out
+
+
+valid.per_note = _valid_per_note

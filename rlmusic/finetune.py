@@ -46,6 +46,11 @@ class FinetuneConfig(Checked):
     gate: str = "valid,abc2midi,enough_bars,no_excessive_repeats"
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); see
     AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
+    dense_coef: Annotated[float, Range(0)] = 0.0
+    """Weight of the dense credit (AbcCompositionEnv's `info["dense"]`): each reward's per-position credit (-1
+    where the first syntax problem arises, where abc2midi's first error points, at each wrong bar, at each note
+    out of key, times the reward's weight) added at the step that wrote that character, beside the end-of-tune
+    reward. 0: end-of-tune reward only."""
     rewards_time_limit: Annotated[float, Range(0)] = DEFAULT_TIME_LIMIT
     """Seconds a reward may take on one batch of tunes before the run stops with an error naming it (0: none)."""
     beta: Annotated[float, Range(0)] = 0.1
@@ -139,7 +144,7 @@ class Rollouts:
         self.cfg = cfg
         self.mix = mix
         make_env = lambda: AbcCompositionEnv(  # noqa: E731
-            vocab=vocab, rewards=mix, max_length=cfg.max_length, primer=cfg.primer)
+            vocab=vocab, rewards=mix, max_length=cfg.max_length, primer=cfg.primer, dense=cfg.dense_coef > 0)
         # one_episode: an environment whose tune has ended idles (its row is padding) instead of writing and
         # scoring tunes nobody reads
         self.py_env = batched(make_env, cfg.tunes_per_iteration, one_episode=True)
@@ -343,7 +348,10 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
             logp_pi, logits = policy_logp(exp.observation, exp.action, exp.step_type)
             logp_prior, _ = prior_logp(exp.observation, exp.action, exp.step_type)
             live = 1.0 - tf.cast(exp.is_boundary(), tf.float32)
-            shaped = kl_shaped_rewards(exp.reward, logp_pi, logp_prior, float(beta.numpy())) * live
+            task = exp.reward
+            if cfg.dense_coef > 0:  # credit where the error is: at the characters the dense forms point to
+                task = task + cfg.dense_coef * dense_rewards(finished, exp.next_step_type.numpy(), len(cfg.primer))
+            shaped = kl_shaped_rewards(task, logp_pi, logp_prior, float(beta.numpy())) * live
             # update (with ptx_coef, the loss also holds the supervised term on a fresh batch of real tunes)
             ptx = None
             if ptx_batches is not None:
@@ -391,7 +399,20 @@ def iteration_row(it: int, finished: list[dict], mix: RewardMix, **numbers) -> d
     row.update({f"rewards/{name}": mean for name, mean in mix.means(scores).items()})
     if "valid" in mix.weights:  # weighted, or scored as the gate
         row["valid_rate"] = row["rewards/valid"]
+    if any("dense" in info for info in finished):  # the dense credit per tune, before dense_coef
+        row["dense_credit"] = float(np.mean([sum(c for _, c in info.get("dense", ())) for info in finished]))
     return row
+
+
+def dense_rewards(finished: list[dict], next_step_type: np.ndarray, primer_len: int) -> np.ndarray:
+    """[B, T] rewards from each row's dense credit: the credit at character offset o of the tune goes to the step
+    that wrote it (o - primer length; one in the primer or past the end goes to the tune's first or last step)."""
+    out = np.zeros(next_step_type.shape, np.float32)
+    for row, info in enumerate(finished):
+        last = int(np.argmax(next_step_type[row] == ts.StepType.LAST))
+        for offset, credit in info.get("dense", ()):
+            out[row, min(max(offset - primer_len, 0), last)] += credit
+    return out
 
 
 def _entropy(logits):

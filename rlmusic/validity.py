@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 REQUIRED_HEADERS = ("X", "T", "M", "K")
-_LINE_REF = re.compile(r"^(Error|Warning) in line-char (\d+)-\d+ : (.*)$")
+_LINE_REF = re.compile(r"^(Error|Warning) in line-char (\d+)-(\d+) : (.*)$")
 _SET_ASIDE = re.compile(r"^(R:|I:|%%)")
 
 
@@ -41,7 +41,13 @@ def header_problems(tune: str) -> list[str]:
 
 
 def abc2midi_errors(tunes: list[str], timeout: float = 600.0) -> list[list[str]]:
-    """abc2midi's `Error` lines for each tune (empty lists where there are none). Needs abc2midi on PATH.
+    """abc2midi's `Error` lines for each tune (empty lists where there are none). Needs abc2midi on PATH."""
+    return [[msg for _, msg in errs] for errs in abc2midi_error_positions(tunes, timeout)]
+
+
+def abc2midi_error_positions(tunes: list[str], timeout: float = 600.0) -> list[list[tuple[int, str]]]:
+    """abc2midi's `Error` lines for each tune with where they point: (character offset in the tune's own text,
+    message), from abc2midi's `line-char` positions. Needs abc2midi on PATH.
 
     abc2midi (Debian's 4.x) can abort part-way through a long file ("*** buffer overflow detected ***"), after
     reading tunes that each pass alone; its stdout then ends early and every later tune would look valid. So a
@@ -50,7 +56,7 @@ def abc2midi_errors(tunes: list[str], timeout: float = 600.0) -> list[list[str]]
     exe = abc2midi_path()
     if exe is None:
         raise RuntimeError("abc2midi is not installed")
-    errors: list[list[str]] = [[] for _ in tunes]
+    errors: list[list[tuple[int, str]]] = [[] for _ in tunes]
     start = 0
     while start < len(tunes):
         found, crashed_at = _run_abc2midi(exe, tunes[start:], timeout)
@@ -61,22 +67,31 @@ def abc2midi_errors(tunes: list[str], timeout: float = 600.0) -> list[list[str]]
         for i in range(crashed_at):
             errors[start + i] = found[i]
         alone, crashed = _run_abc2midi(exe, [tunes[start + crashed_at]], timeout)
-        errors[start + crashed_at] = ["abc2midi crashed reading this tune"] if crashed is not None else alone[0]
+        errors[start + crashed_at] = ([(len(tunes[start + crashed_at]), "abc2midi crashed reading this tune")]
+                                      if crashed is not None else alone[0])
         start += crashed_at + 1
     return errors
 
 
-def _run_abc2midi(exe: str, tunes: list[str], timeout: float) -> tuple[list[list[str]], int | None]:
-    """(errors per tune, None) from one abc2midi run over `tunes`; if it did not exit cleanly, the index of the
-    last tune its output names (0 if none) in place of None: that tune's and later tunes' errors are unknown."""
+def _run_abc2midi(exe: str, tunes: list[str], timeout: float) -> tuple[list[list[tuple[int, str]]], int | None]:
+    """(errors per tune as (offset, message), None) from one abc2midi run over `tunes`; if it did not exit
+    cleanly, the index of the last tune its output names (0 if none) in place of None: that tune's and later
+    tunes' errors are unknown."""
     starts, lines = [], []
+    origin: list[tuple[int, int]] = []  # per line of the file: (tune index, offset of the line in the tune)
     for i, tune in enumerate(tunes):
-        body = [ln for ln in tune.strip("\n").split("\n") if ln.strip() and not _SET_ASIDE.match(ln)]
-        if body and body[0].startswith("X:"):
-            body = body[1:]
         starts.append(len(lines) + 1)  # 1-based line number of this tune's X: line
-        lines += [f"X:{i + 1}", *body, ""]
-    errors: list[list[str]] = [[] for _ in tunes]
+        lines.append(f"X:{i + 1}")
+        origin.append((i, 0))
+        offset = 0
+        for k, ln in enumerate(tune.split("\n")):
+            if ln.strip() and not _SET_ASIDE.match(ln) and not (k == 0 and ln.startswith("X:")):
+                lines.append(ln)
+                origin.append((i, offset))
+            offset += len(ln) + 1
+        lines.append("")
+        origin.append((i, len(tune)))
+    errors: list[list[tuple[int, str]]] = [[] for _ in tunes]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "check.abc"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -87,10 +102,13 @@ def _run_abc2midi(exe: str, tunes: list[str], timeout: float) -> tuple[list[list
         m = _LINE_REF.match(line)
         if not m:
             continue
-        idx = bisect.bisect_right(starts, int(m.group(2))) - 1
+        number, char = int(m.group(2)), int(m.group(3))
+        idx = bisect.bisect_right(starts, number) - 1
         last = max(last, idx)
         if m.group(1) == "Error" and 0 <= idx < len(tunes):
-            errors[idx].append(m.group(3))
+            tune_index, line_offset = origin[number - 1] if 0 < number <= len(origin) else (idx, 0)
+            at = min(len(tunes[idx]), line_offset + char) if tune_index == idx else len(tunes[idx])
+            errors[idx].append((at, m.group(4)))
     return errors, (None if run.returncode == 0 else last)
 
 

@@ -136,3 +136,14 @@ def test_batched_adapter():
     assert step.observation.shape == (4,) and env.batch_size == 4
     step = env.step(np.zeros(4, np.int32))
     assert step.reward.shape == (4,)
+
+
+def test_dense_credit_is_in_the_info_at_the_end_of_the_tune():
+    env = AbcCompositionEnv(rewards={"valid": 1.0, "in_key": 1.0}, dense=True, gate=None)
+    env.reset()
+    *_, (_, reward, terminated, _, info) = write(env, "T:t\nM:4/4\nL:1/8\nK:C\nAB^cd]|\n\n")
+    tune = info["tune"]
+    offsets = sorted(at for at, _ in info["dense"])
+    assert tune[offsets[0] - 1] == "c" and tune[offsets[1]] == "]"  # the note out of key ends, the stray ]
+    assert sorted(c for _, c in info["dense"]) == [-1.0, -1.0]
+    assert "dense" not in AbcCompositionEnv(rewards={"valid": 1.0}).reset()[1]

@@ -212,3 +212,23 @@ def test_a_resumed_finetune_does_not_log_iterations_twice(tiny_run, tmp_path):
     assert cli("finetune", *common, "--set", "iterations=5")[0] == 0
     steps = [r["step"] for r in RunDir(out).read_metrics()]
     assert steps == [1, 2, 3, 4, 5]
+
+
+def test_dense_credit_goes_to_the_step_that_wrote_the_character():
+    from rlmusic.finetune import dense_rewards
+
+    primer = 4  # "X:1\n"
+    next_type = np.array([[1, 1, 1, 2, 0, 0], [1, 2, 0, 0, 0, 0]])  # row 0 ends at step 3, row 1 at step 1
+    finished = [{"dense": [(primer + 2, -1.0), (primer + 2, -0.5), (0, -0.25)]},  # two at step 2; one in the primer
+                {"dense": [(primer + 40, -1.0)]}]  # past the end: the last step
+    out = dense_rewards(finished, next_type, primer)
+    np.testing.assert_allclose(out, [[-0.25, 0, -1.5, 0, 0, 0], [0, -1.0, 0, 0, 0, 0]])
+
+
+def test_a_finetune_with_dense_credit_logs_it(tiny_run, tmp_path):
+    out = tmp_path / "ft"
+    assert cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, "--set", "ptx_coef=0",
+               "--set", "dense_coef=0.5", "--set", "iterations=2")[0] == 0
+    rows = RunDir(out).read_metrics()
+    assert all(r["dense_credit"] <= 0 for r in rows)  # untrained tunes: penalties, never bonuses
+    assert any(r["dense_credit"] < 0 for r in rows)

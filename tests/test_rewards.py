@@ -246,3 +246,27 @@ def test_the_example_plugin_installs_and_is_found_by_name(tmp_path):
     assert ev.returncode == 0, ev.stderr
     row = next(ln for ln in ev.stdout.splitlines() if ln.startswith("| rewards/long_final_note"))
     assert float(row.split("|")[2]) > 0.5
+
+
+DENSE_CASES = [
+    # (comment, reward, tune, expected (offset, credit) pairs; offsets point into the tune text)
+    ("a clean tune: no credit", "valid", H + "K:C\nABcd efga|", []),
+    ("stray ] : at the character", "valid", H + "K:C\nAB]cd|", [(len(H) + 4 + 2, -1.0)]),
+    ("only the first problem counts", "valid", H + "K:C\nA]B]|", [(len(H) + 4 + 1, -1.0)]),
+    ("a missing K: header: where the music would begin", "valid", "X:1\nT:t\nM:4/4\nABc|", [(14, -1.0)]),
+    ("one long bar of four: -1/4 at its bar line", "bar_durations",
+     H + "K:C\nABcd efga|ABcd efgab|ABcd efga|ABcd efga|", [(len(H) + 4 + 20, -0.25)]),
+    ("a short first bar is a pickup, not an error", "bar_durations", H + "K:C\nA|ABcd efga|ABcd efga|c8|", []),
+]
+
+
+@pytest.mark.parametrize("comment,name,tune,expected", DENSE_CASES, ids=[c[0] for c in DENSE_CASES])
+def test_dense_forms_place_credit_where_the_error_is(comment, name, tune, expected):
+    assert get(name).fn.per_note([tune]) == [expected]
+
+
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
+def test_abc2midi_dense_credit_points_at_its_error():
+    tune = H + "K:C\nABcd efga|AB]]cd efga|"
+    ((at, credit),) = get("abc2midi").fn.per_note([tune])[0]
+    assert credit == -1.0 and tune[at] == "]"
