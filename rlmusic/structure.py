@@ -82,17 +82,27 @@ def is_aabb(tune: str, s: Scan | None = None) -> bool:
     """Two strains of 4, 8 or 16 complete bars, each repeated (`|: ... :|`, so written once) or written out
     twice in a row: AABB, the commonest form of the tradition (folk-rnn, Sturm & Ben-Tal 2017). A first ending
     counts among its strain's bars; a second ending (at most 2 bars after a repeat) is not a strain."""
-    s = s if s is not None else scan(tune)
-    sections = _sections(s, tune)
-    parts = []  # (figures, repeated) with written-out repeats and second endings folded
-    for figs, repeated in sections:
+    parts = strain_parts(s if s is not None else scan(tune), tune)
+    return len(parts) == 2 and all(rep and len(figs) in STRAIN_LENGTHS for figs, rep in parts)
+
+
+def strain_parts(s: Scan, text: str) -> list[tuple[tuple, bool]]:
+    """The tune's sections as (bar figures, repeated), a strain written out twice folded into one repeated
+    part and a second ending folded into the strain before it."""
+    parts: list[tuple[tuple, bool]] = []
+    for figs, repeated in _sections(s, text):
         if parts and parts[-1][1] and len(figs) <= 2:
             continue  # the second ending of the strain before
         if parts and not parts[-1][1] and parts[-1][0] == figs:
             parts[-1] = (figs, True)
         else:
             parts.append((figs, repeated))
-    return len(parts) == 2 and all(rep and len(figs) in STRAIN_LENGTHS for figs, rep in parts)
+    return parts
+
+
+def proper_strains(s: Scan, text: str) -> int:
+    """Strains of the tradition's shape: 4, 8 or 16 complete bars, repeated or written out twice."""
+    return sum(1 for figs, rep in strain_parts(s, text) if rep and len(figs) in STRAIN_LENGTHS)
 
 
 def _sections(s: Scan, text: str) -> list[tuple[tuple, bool]]:

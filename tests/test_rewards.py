@@ -14,8 +14,20 @@ from rlmusic.rewards.registry import refresh
 
 H = "X:1\nT:t\nM:4/4\nL:1/8\n"
 
+A8 = "|:DFAF DFAF|GBdB GBdB|DFAF DFAF|E2E2 E4|DFAF DFAF|GBdB GBdB|A2FA GFED|D2D2 D4:|"
+B8 = "|:dfaf dfaf|gbag fedc|dfaf dfaf|e2e2 e4|dfaf dfaf|gbag fedc|d2fd cBAG|D2D2 D4:|"
+
 CASES = [
     # (reward, tune, expected score, comment)
+    ("strains", H + "K:D\n" + A8 + "\n" + B8, 1.0, "two repeated 8-bar strains: the form of the tradition"),
+    ("strains", H + "K:D\n" + A8, 0.5, "one repeated strain"),
+    ("strains", H + "K:D\n" + A8.replace("|:", "|").replace(":|", "||") * 2, 0.5, "a strain written out twice"),
+    ("strains", H + "K:D\nDFAF DFAF|GBdB GBdB|A2FA GFED|D2D2 D4|", 0.0, "no repeat, nothing written twice"),
+    ("strains", H + "K:D\n|:DFAF DFAF|GBdB GBdB|D8:|\n" + B8, 0.5, "a 3-bar strain is not one of the tradition"),
+    ("answers", H + "K:D\n" + A8 + "\n" + B8, 1.0, "B ends on A's cadence bar"),
+    ("answers", H + "K:D\n" + A8 + "\n" + B8.replace("D2D2 D4:|", "f2a2 g4:|"), 0.0,
+     "B shares no bar with A and ends elsewhere"),
+    ("answers", H + "K:D\n" + A8, None, "one strain: nothing to answer"),
     ("in_key", H + "K:G\nGABc d2f2|", 1.0, "all in G major: the f is F# by the key signature"),
     ("in_key", H + "K:C\nC^CDE|", 0.75, "one chromatic note of four"),
     ("in_key", H + "K:Ador\nABcd efga|", 1.0, "A dorian has F#, written as a plain f"),
