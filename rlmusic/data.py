@@ -123,10 +123,10 @@ class TuneWindows:
 
     def _row_tunes(self, row: int, epoch: int) -> np.ndarray:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.sequences))
-        mine = order[row % len(order)::self.batch] if len(order) >= self.batch else order[[row % len(order)]]
-        return mine
+        # fewer tunes than rows (a tiny corpus): each row reads one tune per epoch
+        return order[row::self.batch] if len(order) >= self.batch else order[[row % len(order)]]
 
-    def _row_stream(self, row: int, first_step: int) -> Iterator[tuple[np.ndarray, int]]:
+    def _row_stream(self, row: int, first_step: int) -> Iterator[tuple[int, int]]:
         """(tune index, window index) of row `row` from step `first_step` on."""
         epoch, skip = 0, first_step
         while True:

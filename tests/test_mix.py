@@ -85,3 +85,20 @@ def test_a_plugin_error_keeps_its_cause(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="reward err_rules:rule .* raised KeyError") as err:
         RewardMix({"err_rules:rule": 1.0}).score([TUNE])
     assert isinstance(err.value.__cause__, KeyError)
+
+
+def test_dense_credit_is_weighted_and_a_gate_counts_with_weight_one():
+    tune = "X:1\nT:t\nM:4/4\nL:1/8\nK:C\nAB^cd]|"
+    mix = RewardMix({"in_key": 2.0, "valid": 0.0}, gates="valid")
+    (credits,) = mix.dense([tune])
+    assert sorted(credits) == sorted([(tune.index("^c") + 2, -2.0), (tune.index("]"), -1.0)])
+    assert RewardMix({"in_key": 0.0}, gates=None).dense([tune]) == [[]]  # weight 0: no credit
+    assert "headers" not in RewardMix({"headers": 1.0, "in_key": 1.0}).dense_names  # no dense form
+
+
+def test_a_dense_form_that_returns_junk_is_named(tmp_path, monkeypatch):
+    (tmp_path / "junk_dense.py").write_text("def rule(tunes, **c):\n    return [1.0] * len(tunes)\n"
+                                            "rule.per_note = lambda tunes, **c: [['x']] * len(tunes)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError, match=r"reward junk_dense:rule.per_note .* expected \(offset, credit\) pairs"):
+        RewardMix({"junk_dense:rule": 1.0}).dense([TUNE])
