@@ -1,0 +1,91 @@
+"""Compare reward designs fairly: K fine-tuning presets x S seeds from one pretrained run, one table.
+
+    python benchmarks/reward_designs.py --presets default sequence_tutor [--seeds 0 1 2] [--checkpoint pretrained]
+        [--data oneills1850 ryansMammoth airdsAirs essenFolksong] [--num 200] [--out runs/designs] [--set KEY=VALUE]
+
+Each (preset, seed) is a `python -m rlmusic finetune --config PRESET --set seed=S` run (resumed if it exists),
+then `evaluate` samples `--num` tunes from it (seed S) against the same real reference tunes. The table gives,
+per metric, the pretrained model's value and each preset's mean +- standard deviation over the seeds, so a
+difference between designs can be read against the seed-to-seed spread. `--json FILE` writes every run's
+metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SHOWN = ("valid_rate", "repeat_sign_tunes", "two_strain_tunes", "aabb_tunes", "notes_not_in_key",
+         "notes_excessively_repeated", "starts_with_tonic", "ends_with_tonic", "leaps_resolved",
+         "notes_in_repeated_motif", "discriminator_text", "discriminator_features", "feature_overlap",
+         "copies_4_bars", "kl_to_reference", "mean_notes")
+
+
+def evaluate_runs(runs: list[Path], reference_run: Path, data: list[str], num: int, seed: int) -> dict:
+    from rlmusic import evaluate, validity
+
+    opts = SimpleNamespace(data=data, checkpoint=runs, num=num, seed=seed, max_length=1500, temperature=1.0,
+                           reference=reference_run, rewards=None, json=None, plots=None, report=None, copy_bars=4,
+                           checker=validity.resolve_checker("auto"), midi_channel=0)
+    return evaluate.run(opts, log=lambda m: print(m, file=sys.stderr))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", nargs="+", required=True, help="finetune presets (names or YAML files)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--checkpoint", default="pretrained")
+    ap.add_argument("--data", nargs="+", default=["oneills1850", "ryansMammoth", "airdsAirs", "essenFolksong"])
+    ap.add_argument("--num", type=int, default=200)
+    ap.add_argument("--out", default="runs/designs")
+    ap.add_argument("--json")
+    ap.add_argument("--set", action="append", default=[], help="an override for every run")
+    args = ap.parse_args()
+
+    from rlmusic.rundir import shipped_model
+
+    pretrained = shipped_model() if args.checkpoint == "pretrained" else Path(args.checkpoint)
+    results: dict[str, list[dict]] = {}
+    base: list[dict] = []
+    for seed in args.seeds:
+        runs = []
+        for preset in args.presets:
+            out = Path(args.out) / f"{Path(preset).stem}-seed{seed}"
+            sets = [f"seed={seed}", *args.set]
+            subprocess.run([sys.executable, "-m", "rlmusic", "finetune", "--checkpoint", str(pretrained), "--config",
+                            preset, "--out", str(out), *[x for s in sets for x in ("--set", s)]], check=True)
+            runs.append(out)
+        columns = evaluate_runs([pretrained, *runs], pretrained, args.data, args.num, seed)
+        names = [n for n in columns if n != "corpus"]
+        base.append(columns[names[0]])
+        for preset, name in zip(args.presets, names[1:]):
+            results.setdefault(Path(preset).stem, []).append(columns[name])
+        corpus = columns.get("corpus", {})
+
+    def cell(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return ""
+        return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+    header = ["metric", "corpus", "pretrained", *results]
+    print("| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1))
+    for key in SHOWN:
+        row = [key, cell([corpus.get(key)]), cell([b.get(key) for b in base]),
+               *(cell([r.get(key) for r in rs]) for rs in results.values())]
+        print("| " + " | ".join(row) + " |")
+    print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); mean +- std over seeds; --num {args.num}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"pretrained": base, **results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
