@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--run", required=True, help="a finished (or paused) pretrain run directory")
     ap.add_argument("--dest", default=str(Path(__file__).resolve().parents[1] / "rlmusic" / "pretrained" / "folk"))
     ap.add_argument("--num", type=int, default=200)
+    ap.add_argument("--note", default="", help="a paragraph for the card (why training stopped where it did...)")
     args = ap.parse_args()
 
     from rlmusic import validity
@@ -60,6 +61,7 @@ def main() -> None:
         "set_aside_invalid": sum(corpus.get("set_aside_invalid", {}).values()),
         "val_tunes": corpus["val_tunes"],
         "date": date.today().isoformat(),
+        "note": args.note,
     }
     dest = Path(args.dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,8 @@ to start from (`--checkpoint pretrained`, the default).
 | validation | **{card['val_bits_per_char']:.3f} bits/char** on whole held-out tunes (step {card['val_step']:,}) |
 | valid ABC | **{card['valid_share_t1']:.1%}** of {card['sampled_tunes']} tunes sampled at temperature 1.0 (seed 0) pass the {card['valid_check']} check (headers X T M K, no Error line) |
 | measured | {card['date']}, `python benchmarks/ship_model.py --run runs/folk` |
+
+{card['note']}
 
 Targets (issue "A model worth fine-tuning"): >= 95 % valid at T=1.0 and <= 1.4 bits/char. The figures above are
 what this checkpoint reaches; README "Measured" says what limits them.
