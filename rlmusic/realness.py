@@ -115,12 +115,14 @@ def discriminator(tunes: list[str], reference: list[str], folds: int = 5, seed: 
     b = [reference[i] for i in rng.permutation(len(reference))[:n]]
     y = np.array([1] * n + [0] * n)
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    # C=10 (weak regularisation): on 200 + 200 tunes it tells a 1x512 model from real tunes at 0.67 (C=1: 0.62)
+    # and real from real still at chance (0.48)
     text = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 5), min_df=2, sublinear_tf=True),
-                         LogisticRegression(max_iter=2000))
+                         LogisticRegression(C=10.0, max_iter=3000))
     docs = [normalise(t) for t in a + b]
     text_scores = cross_val_score(text, docs, y, cv=cv)
     x = np.stack([feature_vector(scan(t), t) for t in a + b])
-    features = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    features = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
     feature_scores = cross_val_score(features, x, y, cv=cv)
     return {"discriminator_text": float(text_scores.mean()), "discriminator_text_std": float(text_scores.std()),
             "discriminator_features": float(feature_scores.mean()),
