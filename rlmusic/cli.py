@@ -148,7 +148,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _number(kind, low=None, high=None, low_open=False):
-    """An argparse type: a number of `kind` within the bounds, else an error naming the allowed range."""
+    """An argparse type: a number of `kind` within the bounds (the configs' `Range`), else an error naming them."""
+    from rlmusic.config import Range
+
+    bounds = Range(low, high, min_open=low_open)
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -156,10 +160,8 @@ def _number(kind, low=None, high=None, low_open=False):
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
         if value != value or value in (float("inf"), float("-inf")):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
-            bounds = [f"{'>' if low_open else '>='} {low:g}" if low is not None else "",
-                      f"<= {high:g}" if high is not None else ""]
-            raise argparse.ArgumentTypeError(f"expected a number {' and '.join(b for b in bounds if b)}, got {text}")
+        if (problem := bounds.problem(value)):
+            raise argparse.ArgumentTypeError(problem)
         return value
 
     return parse
