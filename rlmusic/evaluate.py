@@ -264,11 +264,12 @@ def run(opts, log=print) -> dict[str, dict]:
         reference = [tunes[i] for i in order[:n]]
         real = [tunes[i] for i in order[n:2 * n]]
         log(f"realness: {len(reference)} real reference tunes; copying checked against {len(tunes)} tunes")
-        rest = [scan(tunes[i]) for i in order[2 * n:]] + [scan(t) for t in reference]
-        model_index = realness.CopyIndex(rest + [scan(t) for t in real], opts.copy_bars)
+        # the baseline is checked against the corpus but itself; the models against the whole corpus
+        rest_index = realness.CopyIndex([scan(tunes[i]) for i in order[2 * n:]] + [scan(t) for t in reference],
+                                        opts.copy_bars)
+        model_index = rest_index.extended([scan(t) for t in real])
         columns["corpus"] = {**tune_metrics(real, use_abc2midi),
-                             **realness_metrics(real, reference, realness.CopyIndex(rest, opts.copy_bars),
-                                                opts.seed)}
+                             **realness_metrics(real, reference, rest_index, opts.seed)}
         sources["corpus"] = real
     results: dict[str, dict] = {}
     for checkpoint in opts.checkpoint:

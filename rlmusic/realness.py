@@ -201,11 +201,21 @@ class CopyIndex:
         self.bars = bars
         self.windows: set[int] = set()
         self.tunes: set[int] = set()
+        self.add(training)
+
+    def add(self, training: list[Scan]) -> "CopyIndex":
         for s in training:
             seq = bar_sequence(s)
             self.tunes.add(hash(tuple(seq)))
-            for i in range(len(seq) - bars + 1):
-                self.windows.add(hash(tuple(seq[i:i + bars])))
+            for i in range(len(seq) - self.bars + 1):
+                self.windows.add(hash(tuple(seq[i:i + self.bars])))
+        return self
+
+    def extended(self, training: list[Scan]) -> "CopyIndex":
+        """A new index holding this one's tunes and `training` (this one is left as it is)."""
+        other = CopyIndex([], self.bars)
+        other.windows, other.tunes = set(self.windows), set(self.tunes)
+        return other.add(training)
 
     def copies(self, s: Scan) -> tuple[bool, bool]:
         """(shares `bars` consecutive bars with a training tune, equals a training tune)."""

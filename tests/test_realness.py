@@ -123,3 +123,12 @@ def test_the_report_in_a_real_browser(tiny_run, data_dir, tmp_path, capsys):
     assert images >= 5 and f'data-images-drawn="{images}"' in body  # both plots and the real tunes' scores
     assert dom.count("<script") == 1 and "&lt;script&gt;alert(" in dom
     assert "discriminator_text" in dom
+
+
+def test_an_extended_copy_index_equals_one_built_whole(corpus):
+    a, b = [scan(t) for t in corpus[:30]], [scan(t) for t in corpus[30:60]]
+    base = realness.CopyIndex(a)
+    both = base.extended(b)
+    whole = realness.CopyIndex(a + b)
+    assert (both.windows, both.tunes) == (whole.windows, whole.tunes)
+    assert base.windows == realness.CopyIndex(a).windows  # left as it was
