@@ -1,19 +1,21 @@
-"""Where a fine-tuning iteration's time goes: environment stepping + rewards vs network work.
+"""Fine-tuning throughput: tunes/s of an iteration (collect -> shape -> update), today's loop vs the reference.
 
-Runs a few iterations of `rlmusic.finetune` machinery on a run directory and times, per iteration:
-- env + rewards: time spent inside the environments' `step` (rewards included) during collection, measured by
-  wrapping `AbcCompositionEnv.step` with a timer;
-- collect: the rest of the compiled tf-agents driver (policy steps, batching, py_function overhead);
-- shaping: the batched log-prob passes of policy and prior;
-- update: `agent.train`.
-It prints each as a share of the iteration and tunes/s.
+The reference is the loop as it was before length buckets (reproduced here): 16 tunes per iteration, the KL
+shaping passes compiled per input shape (they retraced every iteration), and tf-agents' PPO `train` on the whole
+batch padded to its longest tune. Each variant then runs `rlmusic.rollouts.Rollouts` + `rlmusic.learner.Learner`
+(what `finetune` runs) with a number of tunes per iteration and of length buckets. Every variant starts from a
+fresh load of the same pretrained run, compiles during two untimed iterations, and is timed over the next
+`--iterations`. The supervised ptx term is off in all (it costs the same in each). Prints a table of seconds per
+part and tunes/s, with the ratio to the reference.
 
-    python benchmarks/finetune_profile.py --checkpoint runs/default [--config configs/finetune/default.yaml]
+    python benchmarks/finetune_profile.py [--checkpoint pretrained] [--iterations 3]
+        [--variants 16x1 32x1 32x2 32x4 64x4]
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 import time
 from pathlib import Path
@@ -22,28 +24,23 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlmusic import config as config_lib  # noqa: E402
-from rlmusic.envs.composition import AbcCompositionEnv  # noqa: E402
-from rlmusic.finetune import FinetuneConfig, Rollouts, make_agent  # noqa: E402
-from rlmusic.policy import sequence_log_probs  # noqa: E402
-from rlmusic.rundir import load_model  # noqa: E402
 from rlmusic._tf import tf  # noqa: E402
+from rlmusic.envs.composition import AbcCompositionEnv  # noqa: E402
+from rlmusic.finetune import FinetuneConfig  # noqa: E402
+from rlmusic.learner import Learner, make_agent  # noqa: E402
+from rlmusic.policy import kl_shaped_rewards, sequence_log_probs  # noqa: E402
+from rlmusic.rewards.mix import RewardMix  # noqa: E402
+from rlmusic.rollouts import Rollouts  # noqa: E402
+from rlmusic.rundir import load_model, shipped_model  # noqa: E402
+from tf_agents.agents.ppo import ppo_clip_agent  # noqa: E402
+from tf_agents.networks import value_rnn_network  # noqa: E402
 from tf_agents.utils import common  # noqa: E402
 
+ENV_TIME = [0.0]
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs/finetune/default.yaml"))
-    ap.add_argument("--iterations", type=int, default=3)
-    args = ap.parse_args()
-    cfg = config_lib.load(FinetuneConfig, args.config)
-    model, vocab, _ = load_model(args.checkpoint)
-    prior, _, _ = load_model(args.checkpoint)
-    rollouts = Rollouts(cfg, vocab, model)
-    agent, _, _ = make_agent(cfg, rollouts.env, rollouts.actor)
-    rollouts.attach(agent)
-    env_time = [0.0]
+
+def time_env_steps() -> None:
+    """Count the time spent inside the environments' `step` (rewards included)."""
     real_step = AbcCompositionEnv.step
 
     def timed_step(self, action):
@@ -51,36 +48,107 @@ def main() -> None:
         try:
             return real_step(self, action)
         finally:
-            env_time[0] += time.perf_counter() - t
+            ENV_TIME[0] += time.perf_counter() - t
 
     AbcCompositionEnv.step = timed_step
-    train = common.function(agent.train)
-    primer_ids = rollouts.primer_ids
-    logp = tf.function(lambda m, o, a, s: sequence_log_probs(m, o, a, s, primer_ids)[0])
+
+
+def reference_agent(cfg, env, actor):
+    """The PPO agent as `finetune` built it before buckets: advantages computed inside `train`."""
+    value_net = value_rnn_network.ValueRnnNetwork(
+        env.observation_spec(), preprocessing_layers=tf.keras.layers.Embedding(actor.model.vocab_size, 32),
+        input_fc_layer_params=None, lstm_size=(cfg.value_units,), output_fc_layer_params=None)
+    agent = ppo_clip_agent.PPOClipAgent(
+        env.time_step_spec(), env.action_spec(), optimizer=tf.keras.optimizers.Adam(cfg.learning_rate),
+        actor_net=actor, value_net=value_net, num_epochs=cfg.num_epochs, importance_ratio_clipping=cfg.clip,
+        entropy_regularization=cfg.entropy, discount_factor=cfg.discount, lambda_value=cfg.gae_lambda,
+        use_gae=True, normalize_observations=False, normalize_rewards=False,
+        train_step_counter=tf.Variable(0, dtype=tf.int64))
+    agent.initialize()
+    return agent
+
+
+def run_variant(checkpoint, tunes: int, buckets: int | None, iterations: int) -> dict:
+    """Seconds per part and tunes per iteration; `buckets=None` is the reference loop."""
+    cfg = FinetuneConfig(tunes_per_iteration=tunes, update_buckets=buckets or 1, ptx_coef=0.0, seed=0)
+    tf.keras.utils.set_random_seed(0)
+    model, vocab, _ = load_model(checkpoint)
+    prior, _, _ = load_model(checkpoint)
+    rollouts = Rollouts(cfg, vocab, model, RewardMix(cfg.rewards, gates=cfg.gate))
+    if buckets is None:
+        agent = reference_agent(cfg, rollouts.env, rollouts.actor)
+        train = common.function(agent.train)
+        pid = rollouts.primer_ids
+        logp = tf.function(lambda m, o, a, s: sequence_log_probs(m, o, a, s, pid)[0])  # as it was: per shape
+
+        def learn(exp, finished):
+            a = logp(model, exp.observation, exp.action, exp.step_type)
+            b = logp(prior, exp.observation, exp.action, exp.step_type)
+            live = 1.0 - tf.cast(exp.is_boundary(), tf.float32)
+            shaped = kl_shaped_rewards(exp.reward, a, b, 0.1) * live
+            t = time.perf_counter()
+            train(exp._replace(reward=shaped))
+            return time.perf_counter() - t
+    else:
+        agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
+        learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), model, prior, rollouts.primer_ids)
+
+        def learn(exp, finished):
+            parts = [learner.shape(p, infos, 0.1)[0] for p, infos in learner.split(exp, finished)]
+            t = time.perf_counter()
+            learner._ppo_update(parts)
+            return time.perf_counter() - t
+    rollouts.attach(agent)
     rows = []
-    for it in range(args.iterations + 1):  # the first iteration compiles; it is not counted
-        env_time[0] = 0.0
+    for it in range(iterations + 2):  # the first two compile (the second generalises the shapes): not counted
+        ENV_TIME[0] = 0.0
         t0 = time.perf_counter()
         exp, finished = rollouts.collect()
         t1 = time.perf_counter()
-        a, b = logp(model, exp.observation, exp.action, exp.step_type), logp(prior, exp.observation, exp.action,
-                                                                             exp.step_type)
-        float(tf.reduce_sum(a - b))
+        update = learn(exp, finished)
         t2 = time.perf_counter()
-        train(exp)
-        t3 = time.perf_counter()
-        tunes = [info["tune"] for info in finished]
-        if it:
-            rows.append((t1 - t0, t2 - t1, t3 - t2, env_time[0], len(tunes), sum(len(t) for t in tunes)))
-    collect_s, shape_s, update_s, env_s, n, chars = (np.mean([r[i] for r in rows]) for i in range(6))
-    total = collect_s + shape_s + update_s
-    print(f"per iteration ({n:.0f} tunes, {chars / n:.0f} chars each on average):")
-    print("| part | seconds | share |\n|---|---:|---:|")
-    print(f"| env stepping + rewards (inside collect) | {env_s:.2f} | {env_s / total:.1%} |")
-    print(f"| collect, policy network part | {collect_s - env_s:.2f} | {(collect_s - env_s) / total:.1%} |")
-    print(f"| KL shaping (policy + prior passes) | {shape_s:.2f} | {shape_s / total:.1%} |")
-    print(f"| update (agent.train) | {update_s:.2f} | {update_s / total:.1%} |")
-    print(f"tunes/s: {n / total:.2f}")
+        if it >= 2:
+            rows.append(dict(env=ENV_TIME[0], collect=t1 - t0, shape=t2 - t1 - update, update=update,
+                             tunes=len(finished), chars=np.mean([len(i["tune"]) for i in finished])))
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default="pretrained")
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--variants", nargs="+", default=["16x1", "32x1", "32x2", "32x4", "64x4"],
+                    help="TUNESxBUCKETS")
+    args = ap.parse_args()
+    checkpoint = shipped_model() if args.checkpoint == "pretrained" else Path(args.checkpoint)
+    time_env_steps()
+    results = [("reference (16 tunes, before buckets)", run_variant(checkpoint, 16, None, args.iterations))]
+    for v in args.variants:
+        tunes, buckets = (int(x) for x in v.split("x"))
+        results.append((f"{tunes} tunes, {buckets} bucket{'s' * (buckets > 1)}",
+                        run_variant(checkpoint, tunes, buckets, args.iterations)))
+        print(f"done: {v}", file=sys.stderr, flush=True)
+    print(f"CPU: {cpu_name()}, {len(tf.config.list_physical_devices('CPU'))} device, "
+          f"{args.iterations} timed iterations per variant\n")
+    print("| variant | chars/tune | env + rewards s | collect s | shaping s | update s | tunes/s | x reference |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    base = None
+    for name, r in results:
+        total = r["collect"] + r["shape"] + r["update"]
+        rate = r["tunes"] / total
+        base = base or rate
+        print(f"| {name} | {r['chars']:.0f} | {r['env']:.2f} | {r['collect'] - r['env']:.2f} | {r['shape']:.2f} | "
+              f"{r['update']:.2f} | {rate:.2f} | {rate / base:.2f} |")
 
 
 if __name__ == "__main__":

@@ -17,26 +17,17 @@ from typing import Annotated, Literal
 import numpy as np
 
 from rlmusic import config as config_lib, validity
-from rlmusic._tf import quiet_import, tf
+from rlmusic._tf import tf
 from rlmusic.config import Checked, Range
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.data import DataConfig, prepare, windows_dataset
-from rlmusic.envs.composition import DEFAULT_REWARDS, AbcCompositionEnv
-from rlmusic.envs.tfa_adapter import batched, drain_finished
+from rlmusic.envs.composition import DEFAULT_REWARDS
 from rlmusic.errors import UserError
+from rlmusic.learner import PTX_LENGTH, Learner, Ptx, make_agent
 from rlmusic.model import ModelConfig
-from rlmusic.policy import CharPolicyNetwork, kl_shaped_rewards, sequence_log_probs
 from rlmusic.rewards.mix import DEFAULT_TIME_LIMIT, RewardMix
+from rlmusic.rollouts import Rollouts
 from rlmusic.rundir import WRITE_ERRORS, RunDir, load_model, write_failure
-
-quiet_import("tf_agents")
-from tf_agents.agents.ppo import ppo_clip_agent  # noqa: E402
-from tf_agents.agents.reinforce import reinforce_agent  # noqa: E402
-from tf_agents.environments import tf_py_environment  # noqa: E402
-from tf_agents.networks import value_rnn_network  # noqa: E402
-from tf_agents.trajectories import time_step as ts  # noqa: E402
-from tf_agents.trajectories import trajectory  # noqa: E402
-from tf_agents.utils import common  # noqa: E402
 
 
 @dataclass
@@ -80,6 +71,10 @@ class FinetuneConfig(Checked):
     """Collect-and-update iterations in total (a re-run with a higher value continues)."""
     tunes_per_iteration: Annotated[int, Range(1)] = 16
     """Tunes collected per iteration (one environment each, stepped as a batch)."""
+    update_buckets: Annotated[int, Range(1)] = 1
+    """PPO: the iteration's tunes, sorted by length, are split into this many groups for the update, each cut
+    to its own longest tune (less padding to run the networks over); the loss is the whole batch's either way
+    (see rlmusic.learner). 1: one batch padded to the longest tune. REINFORCE always uses 1."""
     max_length: Annotated[int, Range(2)] = 600
     """Characters per tune (after the primer) before the episode is truncated."""
     primer: str = DEFAULT_PRIMER
@@ -107,7 +102,6 @@ class FinetuneConfig(Checked):
 
 
 KL_ADAPT_RATE = 0.5  # beta changes by at most 10 % per iteration (error clipped to +-0.2, as Ziegler et al.)
-PTX_LENGTH = 128
 
 
 def adapt_beta(beta: float, kl: float, target: float) -> float:
@@ -127,141 +121,6 @@ def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarr
         tunes = prepare(data, log=lambda m: None).train
     log(f"ptx: {len(tunes)} real tunes for the supervised loss")
     return vocab.encode(join_tunes(tunes), what="ptx_data")
-
-
-class Rollouts:
-    """Collects one iteration's tunes: `tunes_per_iteration` environments stepped as a batch, in one compiled
-    loop, until each has written one whole tune.
-
-    Each row of the batch is one tune from its FIRST step (where the policy's state is primed) to its end, then
-    padding: boundary steps that the agents mask out of their losses, and one more such step at the end, which
-    PPO uses only to bootstrap values. Stopping at a number of ended episodes instead (tf-agents'
-    DynamicEpisodeDriver) keeps the tunes that end first: short ones get their reward and long ones are cut off
-    unrewarded, which teaches the policy to stop early (measured: mean tune length fell from 176 to 87
-    characters in 19 iterations)."""
-
-    def __init__(self, cfg: FinetuneConfig, vocab, policy_model, mix: RewardMix):
-        self.cfg = cfg
-        self.mix = mix
-        make_env = lambda: AbcCompositionEnv(  # noqa: E731
-            vocab=vocab, rewards=mix, max_length=cfg.max_length, primer=cfg.primer, dense=cfg.dense_coef > 0)
-        # one_episode: an environment whose tune has ended idles (its row is padding) instead of writing and
-        # scoring tunes nobody reads
-        self.py_env = batched(make_env, cfg.tunes_per_iteration, one_episode=True)
-        self.env = tf_py_environment.TFPyEnvironment(self.py_env)
-        self.primer_ids = vocab.encode(cfg.primer[:-1], what="primer")  # the last char is the first observation
-        self.actor = CharPolicyNetwork(policy_model, self.primer_ids)
-
-    def attach(self, agent) -> None:
-        self.policy = agent.collect_policy
-        self.spec = agent.collect_data_spec
-        self._run = common.function(self._collect)
-
-    def _collect(self):
-        batch = self.env.batch_size
-        arrays = tf.nest.map_structure(lambda s: tf.TensorArray(s.dtype, size=0, dynamic_size=True), self.spec)
-
-        def body(t, time_step, state, ended, arrays, all_padding):
-            was_ended = ended
-            action_step = self.policy.action(time_step, state)
-            next_step = self.env.step(action_step.action)
-            traj = _pad(trajectory.from_transition(time_step, action_step, next_step), was_ended)
-            arrays = tf.nest.map_structure(lambda a, x: a.write(t, x), arrays, traj)
-            ended = tf.logical_or(ended, next_step.is_last())
-            return t + 1, next_step, action_step.state, ended, arrays, tf.reduce_all(was_ended)
-
-        def cond(t, time_step, state, ended, arrays, all_padding):
-            return tf.logical_not(all_padding)
-
-        _, _, _, _, arrays, _ = tf.while_loop(
-            cond, body, [tf.constant(0), self.env.reset(), self.policy.get_initial_state(batch),
-                         tf.zeros([batch], tf.bool), arrays, tf.constant(False)])
-        return tf.nest.map_structure(lambda a: _batch_major(a.stack()), arrays)
-
-    def collect(self):
-        """(trajectories [B, T], the `info` of each row's tune: its text and scores, as its env scored them)."""
-        self.mix.failure = None
-        try:
-            exp = self._run()
-        except tf.errors.OpError:
-            # A reward plugin that failed inside the env: report it by name, not as a graph error.
-            if self.mix.failure is not None:
-                raise self.mix.failure from None
-            raise
-        return exp, drain_finished(self.py_env)  # one tune per env, in row order
-
-
-def _pad(traj, rows):
-    """`traj` with the given rows turned into boundary steps (LAST -> FIRST, no reward): masked from the loss."""
-    def where(pad, x):
-        return tf.where(rows, tf.fill(tf.shape(x), tf.cast(pad, x.dtype)), x)
-
-    return traj._replace(step_type=where(ts.StepType.LAST, traj.step_type),
-                         next_step_type=where(ts.StepType.FIRST, traj.next_step_type),
-                         reward=where(0, traj.reward), discount=where(1, traj.discount))
-
-
-def _batch_major(x):
-    return tf.transpose(x, [1, 0] + list(range(2, x.shape.rank)))
-
-
-class _Ptx:
-    """ptx_coef x the mean cross-entropy of the policy model on a batch of real windows. The batch lives in
-    variables that the loop refills before each update, so the compiled train step reads the new one."""
-
-    def __init__(self, model, coef: float, batch: int):
-        self.model, self.coef = model, coef
-        self.x = tf.Variable(tf.zeros([batch, PTX_LENGTH], tf.int32), trainable=False)
-        self.y = tf.Variable(tf.zeros([batch, PTX_LENGTH], tf.int32), trainable=False)
-
-    def nll(self):
-        logits, _ = self.model(self.x, training=True)
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(self.y, logits))
-
-    def __call__(self):
-        return self.coef * self.nll()
-
-
-class PtxPPOClipAgent(ppo_clip_agent.PPOClipAgent):
-    """PPO whose loss also holds the supervised term (PPO-ptx) when `ptx` is set."""
-
-    ptx: _Ptx | None = None
-
-    def get_loss(self, *args, **kwargs):
-        info = super().get_loss(*args, **kwargs)
-        return info if self.ptx is None else info._replace(loss=info.loss + self.ptx())
-
-
-class PtxReinforceAgent(reinforce_agent.ReinforceAgent):
-    """REINFORCE whose loss also holds the supervised term when `ptx` is set."""
-
-    ptx: _Ptx | None = None
-
-    def total_loss(self, *args, **kwargs):
-        info = super().total_loss(*args, **kwargs)
-        return info if self.ptx is None else info._replace(loss=info.loss + self.ptx())
-
-
-def make_agent(cfg: FinetuneConfig, env, actor):
-    value_net = value_rnn_network.ValueRnnNetwork(
-        env.observation_spec(), preprocessing_layers=tf.keras.layers.Embedding(actor.model.vocab_size, 32),
-        input_fc_layer_params=None, lstm_size=(cfg.value_units,), output_fc_layer_params=None)
-    optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
-    counter = tf.Variable(0, dtype=tf.int64)
-    if cfg.agent == "ppo":
-        agent = PtxPPOClipAgent(
-            env.time_step_spec(), env.action_spec(), optimizer=optimizer, actor_net=actor, value_net=value_net,
-            num_epochs=cfg.num_epochs, importance_ratio_clipping=cfg.clip, entropy_regularization=cfg.entropy,
-            discount_factor=cfg.discount, lambda_value=cfg.gae_lambda,
-            use_gae=True, normalize_observations=False,  # token ids are not to be normalised
-            normalize_rewards=False, train_step_counter=counter)
-    else:  # "reinforce" (the config allows nothing else)
-        agent = PtxReinforceAgent(
-            env.time_step_spec(), env.action_spec(), actor_network=actor, optimizer=optimizer,
-            value_network=value_net, normalize_returns=True, entropy_regularization=cfg.entropy, gamma=cfg.discount,
-            train_step_counter=counter)
-    agent.initialize()
-    return agent, value_net, optimizer
 
 
 # What a resumed run must share with the run it continues: otherwise it is another experiment.
@@ -322,21 +181,16 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
         run.restore_newest(log=log, partial=True, **objects)
         log(f"resuming from iteration {int(iteration.numpy())} in {run.path}")
     run.truncate_metrics(int(iteration.numpy()))
-    ptx_batches = None
+    ptx_batches = ptx = None
     if cfg.ptx_coef > 0:
         stream = ptx_stream(cfg, pre_cfg, vocab, log)
         ptx_batches = iter(windows_dataset(stream, cfg.ptx_batch, PTX_LENGTH, cfg.seed, int(iteration.numpy())))
-        agent.ptx = _Ptx(policy_model, cfg.ptx_coef, cfg.ptx_batch)
-        ptx_nll = tf.function(agent.ptx.nll)
+        ptx = Ptx(policy_model, cfg.ptx_coef, cfg.ptx_batch)
+        ptx_nll = tf.function(ptx.nll)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config_lib.dump_yaml(cfg))
     run.write_vocab(vocab)
-
-    train = common.function(agent.train)
-    # log pi and log p_prior of the collected characters, each in one batched pass (the policy's weights are
-    # still those that collected them, so this is the behaviour policy's log-probability).
-    policy_logp = tf.function(lambda obs, act, st: sequence_log_probs(policy_model, obs, act, st, primer_ids))
-    prior_logp = tf.function(lambda obs, act, st: sequence_log_probs(prior_model, obs, act, st, primer_ids))
+    learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), policy_model, prior_model, primer_ids, ptx)
     logger = RunLogger(run, cfg, use_wandb=use_wandb, project=cfg.wandb_project, kind="finetune")
     try:
         bar = progress(total=cfg.iterations, initial=int(iteration.numpy()), desc="finetune", unit="it")
@@ -344,31 +198,23 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
             start = time.perf_counter()
             # rollout
             exp, finished = rollouts.collect()
-            # advantages come from the agent; the rewards it sees are shaped here
-            logp_pi, logits = policy_logp(exp.observation, exp.action, exp.step_type)
-            logp_prior, _ = prior_logp(exp.observation, exp.action, exp.step_type)
-            live = 1.0 - tf.cast(exp.is_boundary(), tf.float32)
-            task = exp.reward
-            if cfg.dense_coef > 0:  # credit where the error is: at the characters the dense forms point to
-                task = task + cfg.dense_coef * dense_rewards(finished, exp.next_step_type.numpy(), len(cfg.primer))
-            shaped = kl_shaped_rewards(task, logp_pi, logp_prior, float(beta.numpy())) * live
-            # update (with ptx_coef, the loss also holds the supervised term on a fresh batch of real tunes)
-            ptx = None
+            # the supervised term (ptx_coef) reads a fresh batch of real tunes
+            ptx_bits = None
             if ptx_batches is not None:
                 x, y = next(ptx_batches)
-                agent.ptx.x.assign(x)
-                agent.ptx.y.assign(y)
-                ptx = float(ptx_nll())  # before the update, as the loss sees it
-            loss = float(train(exp._replace(reward=shaped)).loss)
+                ptx.x.assign(x)
+                ptx.y.assign(y)
+                ptx_bits = float(ptx_nll()) / math.log(2)  # before the update, as the loss sees it
+            # shaped rewards -> advantages -> update, by length bucket
+            stats = learner.update(exp, finished, float(beta.numpy()))
             iteration.assign_add(1)
             # log
             it = int(iteration.numpy())
-            kl = float(tf.reduce_sum((logp_pi - logp_prior) * live) / tf.reduce_sum(live))
-            row = iteration_row(it, finished, mix, loss=loss, kl=kl, beta=float(beta.numpy()),
-                                entropy=float(tf.reduce_sum(_entropy(logits) * live) / tf.reduce_sum(live)),
+            loss, kl = stats["loss"], stats["kl"]
+            row = iteration_row(it, finished, mix, **stats, beta=float(beta.numpy()),
                                 tunes_per_sec=len(finished) / (time.perf_counter() - start))
-            if ptx is not None:
-                row["ptx_nll_bits_per_char"] = ptx / math.log(2)
+            if ptx_bits is not None:
+                row["ptx_nll_bits_per_char"] = ptx_bits
             if not math.isfinite(loss):
                 raise UserError(f"loss became {loss} at iteration {it}; lower learning_rate")
             if cfg.kl_target > 0:
@@ -402,19 +248,3 @@ def iteration_row(it: int, finished: list[dict], mix: RewardMix, **numbers) -> d
     if any("dense" in info for info in finished):  # the dense credit per tune, before dense_coef
         row["dense_credit"] = float(np.mean([sum(c for _, c in info.get("dense", ())) for info in finished]))
     return row
-
-
-def dense_rewards(finished: list[dict], next_step_type: np.ndarray, primer_len: int) -> np.ndarray:
-    """[B, T] rewards from each row's dense credit: the credit at character offset o of the tune goes to the step
-    that wrote it (o - primer length; one in the primer or past the end goes to the tune's first or last step)."""
-    out = np.zeros(next_step_type.shape, np.float32)
-    for row, info in enumerate(finished):
-        last = int(np.argmax(next_step_type[row] == ts.StepType.LAST))
-        for offset, credit in info.get("dense", ()):
-            out[row, min(max(offset - primer_len, 0), last)] += credit
-    return out
-
-
-def _entropy(logits):
-    logp = tf.nn.log_softmax(logits, -1)
-    return -tf.reduce_sum(tf.exp(logp) * logp, -1)

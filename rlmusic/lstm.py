@@ -118,3 +118,32 @@ class FastLSTM(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
+
+
+class KerasLSTM(FastLSTM):
+    """`FastLSTM`'s variables, run over sequences by Keras' own LSTM: on a GPU Keras selects the fused cuDNN kernel
+    (tanh/sigmoid activations, no recurrent dropout, not unrolled: its documented conditions, which this layer
+    meets); elsewhere Keras' generic loop. Checkpoints are interchangeable with FastLSTM's (the same variables at
+    the same paths: the Keras layer is kept out of the layer's tracked objects), and so are the outputs (tested)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        inner = tf.keras.layers.LSTM(self.units, return_sequences=True, return_state=True, dtype=self.dtype_policy,
+                                     name=f"{self.name}_keras")
+        cell = inner.cell
+        # The Keras layer reads its cell's kernel/recurrent_kernel/bias: give it this layer's variables instead
+        # of letting it create its own, and mark both built.
+        cell.kernel, cell.recurrent_kernel, cell.bias = self.kernel, self.recurrent_kernel, self.bias
+        cell.built = inner.built = True
+        object.__setattr__(self, "_keras_lstm", inner)  # untracked: not a second path to the same variables
+
+    def call(self, x, initial_state=None, training=None):
+        if x.shape[1] == 1:  # one step: the plain ops of FastLSTM
+            return super().call(x, initial_state, training)
+        dtype = self.compute_dtype
+        if initial_state is None:
+            zeros = tf.zeros([tf.shape(x)[0], self.units], dtype)
+            initial_state = [zeros, zeros]
+        outputs, h, c = self._keras_lstm(tf.cast(x, dtype), initial_state=[tf.cast(s, dtype) for s in initial_state],
+                                         training=training)
+        return outputs, h, c

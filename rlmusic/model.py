@@ -15,7 +15,7 @@ from typing import Annotated
 from rlmusic._tf import tf
 from rlmusic.attention import HEAD_DIM, HEADS, WindowAttention
 from rlmusic.config import Checked, Range
-from rlmusic.lstm import FastLSTM
+from rlmusic.lstm import FastLSTM, KerasLSTM
 
 
 @dataclass
@@ -36,13 +36,16 @@ class ModelConfig(Checked):
 class CharLSTM(tf.keras.Model):
     """Character LSTM whose recurrent state can be passed in and out (see module docstring)."""
 
-    def __init__(self, vocab_size: int, cfg: ModelConfig, **kwargs):
+    def __init__(self, vocab_size: int, cfg: ModelConfig, device: str = "cpu", **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.cfg = cfg
+        self.device = device
         self.embedding = tf.keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")
-        # FastLSTM equals Keras' LSTM(return_sequences=True, return_state=True) with a faster backward pass.
-        self.lstms = [FastLSTM(cfg.units, name=f"lstm_{i}") for i in range(cfg.layers)]
+        # FastLSTM equals Keras' LSTM(return_sequences=True, return_state=True) with a faster backward pass on
+        # CPUs; on a GPU, KerasLSTM (the same variables) lets Keras run cuDNN. Checkpoints load into either.
+        layer = KerasLSTM if device == "gpu" else FastLSTM
+        self.lstms = [layer(cfg.units, name=f"lstm_{i}") for i in range(cfg.layers)]
         self.dropout = tf.keras.layers.Dropout(cfg.dropout)
         self.attention = WindowAttention(cfg.attention_window, name="attention") if cfg.attention_window else None
         self.head = tf.keras.layers.Dense(vocab_size, name="logits")
@@ -80,8 +83,9 @@ class CharLSTM(tf.keras.Model):
         return self
 
 
-def build_model(vocab_size: int, cfg: ModelConfig) -> CharLSTM:
-    return CharLSTM(vocab_size, cfg).build_weights()
+def build_model(vocab_size: int, cfg: ModelConfig, device: str = "cpu") -> CharLSTM:
+    """The model with its variables created; `device` ("cpu" or "gpu", see rlmusic.devices) picks the LSTM kind."""
+    return CharLSTM(vocab_size, cfg, device).build_weights()
 
 
 def count_params(model: tf.keras.Model) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +53,16 @@ class TrainConfig(Checked):
     """Validation characters per pass (the first ones of the held-out stream; 0 = all)."""
     seed: int = 0
     """Seed of weight initialisation and window sampling."""
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
-    """"float32" or "mixed_bfloat16" (faster only on CPUs with AVX512-BF16/AMX or on GPUs)."""
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16", "auto"] = "float32"
+    """Keras precision policy: "mixed_bfloat16" is faster only on CPUs with AVX512-BF16/AMX (and GPUs),
+    "mixed_float16" on GPUs (with loss scaling); "auto" picks by device (rlmusic.devices). Its loss curve
+    against float32's: README, benchmarks/precision_curve.py."""
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    """"auto" uses a GPU when TensorFlow sees one (there the LSTM runs Keras' cuDNN kernel); "cpu" never does."""
+    strategy: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
+    """tf.distribute: "mirrored" splits each batch over every visible GPU (or logical CPU device),
+    "multiworker" over the machines in TF_CONFIG (README); "auto": multiworker if TF_CONFIG is set, mirrored
+    with several GPUs, else none. The global batch, its loss and the checkpoints are the same as with one device."""
 
 
 @dataclass
@@ -85,55 +95,105 @@ def make_optimizer(cfg: TrainConfig) -> tf.keras.optimizers.Optimizer:
 
 
 class Trainer:
-    """Holds the model, optimizer and compiled steps of one pretraining run.
+    """Holds the model, optimizer and compiled steps of one pretraining run, under a tf.distribute strategy.
 
-    With `carry` (data.windows = tunes) the model's state at the end of each batch is kept in variables and
-    passed into the next, zeroed for rows that start a new tune; the variables are checkpointed with the model,
-    so a resumed run continues its tunes where it stopped."""
+    With several replicas (train.strategy) each replica runs its share of the global batch (batch_size /
+    replicas rows) and the optimizer sums their gradients, each replica's loss being its part of the global
+    batch's mean: the update equals one replica's on the whole batch. With `carry` (data.windows = tunes) the
+    model's state at the end of each batch is kept in variables (the whole batch's rows; replica r reads and
+    writes its own rows) and passed into the next, zeroed for rows that start a new tune; the variables are
+    checkpointed with the model, so a resumed run continues its tunes where it stopped. The model must have been
+    built under `strategy.scope()`."""
 
-    def __init__(self, model, cfg: TrainConfig, carry: bool = False):
+    def __init__(self, model, cfg: TrainConfig, carry: bool = False, strategy: tf.distribute.Strategy | None = None):
         self.model = model
         self.cfg = cfg
-        self.optimizer = make_optimizer(cfg)
-        self.optimizer.build(model.trainable_variables)  # so a checkpoint restores into real slots
-        self.carry = None
-        if carry:
-            self.carry = tf.nest.map_structure(lambda t: tf.Variable(t, trainable=False),
-                                               model.initial_state(cfg.batch_size))
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        if cfg.batch_size % self.replicas:
+            raise UserError(f"train.batch_size={cfg.batch_size} does not split evenly over {self.replicas} "
+                            f"replicas; use a multiple of {self.replicas}")
+        self.local_batch = cfg.batch_size // self.replicas
+        with self.strategy.scope():
+            self.optimizer = make_optimizer(cfg)
+            if tf.keras.mixed_precision.global_policy().name == "mixed_float16":  # float16 needs loss scaling
+                self.optimizer = tf.keras.mixed_precision.LossScaleOptimizer(self.optimizer)
+            self.optimizer.build(model.trainable_variables)  # so a checkpoint restores into real slots
+            self.carry = None
+            if carry:
+                self.carry = tf.nest.map_structure(lambda t: tf.Variable(t, trainable=False),
+                                                   model.initial_state(cfg.batch_size))
         self.train_step = tf.function(self._train_step)
         self.train_step_carried = tf.function(self._train_step_carried)
         self.eval_step = tf.function(self._eval_step)
 
+    def distribute(self, dataset: tf.data.Dataset):
+        """The global batches of `dataset` as each replica's rows (replica r: rows r*b .. (r+1)*b - 1)."""
+        if self.replicas == 1:
+            return dataset
+        b, n = self.local_batch, self.replicas
+
+        def per_worker(ctx: tf.distribute.InputContext):
+            local = n // ctx.num_input_pipelines
+            first = ctx.input_pipeline_id * local
+
+            def rows(*batch):  # this worker's replicas' rows, one element per replica in replica order
+                return tf.data.Dataset.from_tensor_slices(tuple(
+                    tf.stack([t[(first + k) * b:(first + k + 1) * b] for k in range(local)]) for t in batch))
+
+            return dataset.flat_map(rows)
+
+        options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+        return self.strategy.distribute_datasets_from_function(per_worker, options)
+
     def _apply(self, loss_fn):
         with tf.GradientTape() as tape:
             loss, out = loss_fn()
-        grads = tape.gradient(loss, self.model.trainable_variables)
+            scaled = loss if not hasattr(self.optimizer, "get_scaled_loss") else self.optimizer.get_scaled_loss(loss)
+        grads = tape.gradient(scaled, self.model.trainable_variables)
+        if hasattr(self.optimizer, "get_unscaled_gradients"):
+            grads = self.optimizer.get_unscaled_gradients(grads)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return loss, out
 
-    def _train_step(self, x, y):
+    def _replica_step(self, x, y):
         def loss_fn():
             logits, _ = self.model(x, training=True)
-            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)), None
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+            return tf.reduce_mean(ce) / self.replicas, None  # this replica's part of the global mean
 
         return self._apply(loss_fn)[0]
 
-    def _train_step_carried(self, x, y, mask, fresh):
+    def _train_step(self, x, y):
+        loss = self.strategy.run(self._replica_step, args=(x, y))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+
+    def _replica_step_carried(self, x, y, mask, fresh):
+        ctx = tf.distribute.get_replica_context()
+        first = ctx.replica_id_in_sync_group * self.local_batch
         keep = 1.0 - fresh
+        masked = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(mask))  # the global batch's characters
 
         def reset(v):
             k = tf.reshape(tf.cast(keep, v.dtype), [-1] + [1] * (v.shape.rank - 1))
             return v * k
 
         def loss_fn():
-            states = tf.nest.map_structure(lambda v: reset(tf.convert_to_tensor(v)), self.carry)
+            states = tf.nest.map_structure(
+                lambda v: reset(tf.convert_to_tensor(v)[first:first + self.local_batch]), self.carry)
             logits, new_states = self.model(x, states, training=True)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
-            return tf.reduce_sum(ce * mask) / tf.maximum(tf.reduce_sum(mask), 1.0), new_states
+            return tf.reduce_sum(ce * mask) / tf.maximum(masked, 1.0), new_states
 
         loss, new_states = self._apply(loss_fn)
-        tf.nest.map_structure(lambda v, t: v.assign(tf.cast(tf.stop_gradient(t), v.dtype)), self.carry, new_states)
-        return loss
+        return loss, tf.nest.map_structure(lambda t: tf.cast(tf.stop_gradient(t), tf.float32), new_states)
+
+    def _train_step_carried(self, x, y, mask, fresh):
+        loss, new_states = self.strategy.run(self._replica_step_carried, args=(x, y, mask, fresh))
+        if self.replicas > 1:  # every replica's rows, in replica order
+            new_states = tf.nest.map_structure(lambda t: self.strategy.gather(t, axis=0), new_states)
+        tf.nest.map_structure(lambda v, t: v.assign(t), self.carry, new_states)
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
 
     def _eval_step(self, x, y, mask):
         logits, _ = self.model(x, training=False)
@@ -179,41 +239,55 @@ def _diverged(what: str, value: float, step: int, last_good: int | None, run: Ru
 def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, log=print) -> Path:
     """Train (or resume) the run in `out`; returns its path. Keras' global precision policy is set for the run's
     model and put back as it was afterwards."""
+    from rlmusic import devices
+
+    device = devices.resolve_device(cfg.train.device)
+    precision = devices.resolve_precision(cfg.train.precision, device)
+    strategy = devices.resolve_strategy(cfg.train.strategy, device)
+    log(devices.describe(strategy, device, precision))
     before = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy(cfg.train.precision)
+    tf.keras.mixed_precision.set_global_policy(precision)
     try:
-        return _run_pretrain(cfg, out, use_wandb, log)
+        return _run_pretrain(cfg, out, use_wandb, log, device, strategy)
     except WRITE_ERRORS as exc:  # a full disk: named, and the last good checkpoint is kept
         raise write_failure(RunDir(out), exc) from exc
     finally:
         tf.keras.mixed_precision.set_global_policy(before)
 
 
-def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log) -> Path:
-    from rlmusic.runlog import RunLogger, progress
+def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log, device: str,
+                  strategy: tf.distribute.Strategy) -> Path:
+    from rlmusic.devices import is_chief
+    from rlmusic.runlog import NullLogger, RunLogger
 
     tcfg = cfg.train
     run = RunDir(out)
+    chief = is_chief(strategy)  # the one process that writes the run directory
     data = prepare_data(cfg, log)
     vocab, corpus = data.vocab, data.corpus
     run.check_is_run_dir("--out")
-    run.clean_temporary()
+    if chief:
+        run.clean_temporary()
     # A folder without a checkpoint (a run that failed before its first one) is replaced, not resumed.
     resuming = run.exists() and run.has_checkpoint()
     if resuming:
         check_resumable(run, cfg, vocab)
 
     tf.keras.utils.set_random_seed(tcfg.seed)
-    model = build_model(len(vocab), cfg.model)
     by_tune = cfg.data.windows == "tunes"
-    trainer = Trainer(model, tcfg, carry=by_tune)
+    with strategy.scope():
+        model = build_model(len(vocab), cfg.model, device)
+    trainer = Trainer(model, tcfg, carry=by_tune, strategy=strategy)
     step = 0
     if resuming:
         step = run.restore_newest(log=log, **trainer.checkpoint_objects())
         log(f"resuming from step {step} in {run.path}")
-    run.truncate_metrics(step)  # rows logged after the checkpoint (or by a run without one) are logged again
     train_seqs, val_seqs = tune_sequences(vocab, data.train), tune_sequences(vocab, data.val)
     train_chars = sum(len(s) for s in train_seqs)
+    if not chief:  # another worker of a multi-worker run: trains its share, writes checkpoints to a scratch dir
+        return _train_loop(cfg, trainer, data, train_seqs, val_seqs, step, RunDir(tempfile.mkdtemp()), NullLogger(),
+                           log, chief=False)
+    run.truncate_metrics(step)  # rows logged after the checkpoint (or by a run without one) are logged again
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config_lib.dump_yaml(cfg))
     run.write_vocab(vocab)
@@ -229,24 +303,32 @@ def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log) ->
     if step >= tcfg.steps:
         log(f"{run.path} is already at step {step} of train.steps={tcfg.steps}; raise train.steps to continue")
         return run.path
+    logger = RunLogger(run, cfg, use_wandb=use_wandb, project=cfg.wandb_project, kind="pretrain")
+    return _train_loop(cfg, trainer, data, train_seqs, val_seqs, step, run, logger, log, chief=True)
 
+
+def _train_loop(cfg: PretrainConfig, trainer: Trainer, data: TrainingData, train_seqs, val_seqs, step: int,
+                run: RunDir, logger, log, chief: bool) -> Path:
+    """Steps from `step` to train.steps: batch -> train step -> log -> (eval, checkpoint)."""
+    from rlmusic.runlog import progress
+
+    tcfg, vocab, model = cfg.train, data.vocab, trainer.model
     val = val_batches(val_seqs, tcfg.eval_chars)
-    if by_tune:
+    if cfg.data.windows == "tunes":
         windows = TuneWindows(train_seqs, tcfg.batch_size, tcfg.seq_length, tcfg.seed)
         log(f"windows: whole tunes, state carried ({windows.useful_share():.0%} of positions hold a character)")
-        batches = iter(windows.dataset(step))
+        batches = iter(trainer.distribute(windows.dataset(step)))
         train_step = trainer.train_step_carried
     else:
-        batches = iter(windows_dataset(vocab.encode(join_tunes(data.train)), tcfg.batch_size, tcfg.seq_length,
-                                       tcfg.seed, step))
+        batches = iter(trainer.distribute(windows_dataset(vocab.encode(join_tunes(data.train)), tcfg.batch_size,
+                                                          tcfg.seq_length, tcfg.seed, step)))
         train_step = trainer.train_step
     chars_per_step = tcfg.batch_size * tcfg.seq_length
     flops = flops_per_char(len(vocab), cfg.model) * chars_per_step
     elapsed_before = run.elapsed_at(step)
-    logger = RunLogger(run, cfg, use_wandb=use_wandb, project=cfg.wandb_project, kind="pretrain")
     last_good = run.latest_step()
     try:
-        bar = progress(total=tcfg.steps, initial=step, desc="pretrain", unit="step")
+        bar = progress(total=tcfg.steps, initial=step, desc="pretrain", unit="step", disable=not chief)
         window_time, window_steps, losses = 0.0, 0, []
         # wall time of the run (earlier invocations included), evaluation and checkpoints included
         started = time.perf_counter() - elapsed_before
@@ -266,7 +348,7 @@ def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log) ->
                 mean_loss = float(np.mean(losses))
                 row = {"step": step, "elapsed_s": round(time.perf_counter() - started, 1), "loss": mean_loss,
                        "bits_per_char": mean_loss / math.log(2),
-                       "lr": float(trainer.optimizer.learning_rate), "chars_per_sec": cps,
+                       "lr": float(tf.convert_to_tensor(trainer.optimizer.learning_rate)), "chars_per_sec": cps,
                        "gflops_per_sec": window_steps * flops / window_time / 1e9}
                 logger.log(row)
                 bar.set_postfix(loss=f"{mean_loss:.3f}", chars_s=f"{cps:,.0f}")
@@ -284,4 +366,6 @@ def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log) ->
         bar.close()
     finally:
         logger.close()
+        if not chief:
+            shutil.rmtree(run.path, ignore_errors=True)
     return run.path

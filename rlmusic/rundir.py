@@ -250,8 +250,9 @@ def shipped_model() -> Path:
     return path
 
 
-def load_model(path: str | Path):
-    """(model, vocab, config dict) of a run dir's newest checkpoint, for sampling, evaluation and fine-tuning."""
+def load_model(path: str | Path, device: str = "cpu"):
+    """(model, vocab, config dict) of a run dir's newest checkpoint, for sampling, evaluation and fine-tuning;
+    `device` as rlmusic.model.build_model (a checkpoint trained on either device loads on both)."""
     from rlmusic import config as config_lib
     from rlmusic.model import ModelConfig, build_model
 
@@ -261,6 +262,6 @@ def load_model(path: str | Path):
     cfg = run.read_config_dict()
     model_cfg = config_lib.from_dict(ModelConfig, cfg.get("model") or {}, prefix="model.")
     vocab = run.read_vocab()
-    model = build_model(len(vocab), model_cfg)
+    model = build_model(len(vocab), model_cfg, device)
     run.restore_newest(model=model, partial=True, log=lambda m: print(m, file=sys.stderr))
     return model, vocab, cfg

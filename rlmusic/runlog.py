@@ -35,6 +35,22 @@ def close_bars() -> None:
     _BARS.clear()
 
 
+class NullLogger:
+    """A logger that writes nothing: for the processes of a multi-worker run other than the chief."""
+
+    def log(self, row: dict) -> None:
+        pass
+
+    def sample_table(self, model, vocab, step: int) -> None:
+        pass
+
+    def tune_table(self, step: int, finished: list[dict], mix) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class RunLogger:
     def __init__(self, run: RunDir, cfg, use_wandb: bool = False, project: str = "rlmusic", kind: str = "run",
                  sample_tunes: int = 4):

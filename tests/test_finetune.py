@@ -7,7 +7,9 @@ import pytest
 
 from conftest import cli
 from rlmusic._tf import tf
-from rlmusic.finetune import FinetuneConfig, Rollouts, adapt_beta, make_agent, run_finetune
+from rlmusic.finetune import FinetuneConfig, adapt_beta, run_finetune
+from rlmusic.learner import make_agent
+from rlmusic.rollouts import Rollouts
 from rlmusic.model import ModelConfig, build_model
 from rlmusic.policy import kl_shaped_rewards
 from rlmusic.rewards.mix import RewardMix
@@ -215,7 +217,7 @@ def test_a_resumed_finetune_does_not_log_iterations_twice(tiny_run, tmp_path):
 
 
 def test_dense_credit_goes_to_the_step_that_wrote_the_character():
-    from rlmusic.finetune import dense_rewards
+    from rlmusic.learner import dense_rewards
 
     primer = 4  # "X:1\n"
     next_type = np.array([[1, 1, 1, 2, 0, 0], [1, 2, 0, 0, 0, 0]])  # row 0 ends at step 3, row 1 at step 1
@@ -232,3 +234,39 @@ def test_a_finetune_with_dense_credit_logs_it(tiny_run, tmp_path):
     rows = RunDir(out).read_metrics()
     assert all(r["dense_credit"] <= 0 for r in rows)  # untrained tunes: penalties, never bonuses
     assert any(r["dense_credit"] < 0 for r in rows)
+
+
+def test_the_update_by_length_buckets_is_the_whole_batch_update(tmp_path):
+    """Rows sorted by length and cut into buckets cost less to run, but the loss and its gradient must be those
+    of the whole batch padded to its longest tune (each bucket weighed by its share of rows x columns)."""
+    from rlmusic.learner import Learner
+    from rlmusic.rundir import load_model
+
+    model, vocab, _ = load_model(make_toy_run(tmp_path / "pre"))
+    prior, _, _ = load_model(tmp_path / "pre")
+    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", tunes_per_iteration=7, max_length=300,
+                         primer="X:1\n", ptx_coef=0.0)
+    rollouts = Rollouts(cfg, vocab, model, RewardMix(cfg.rewards, gates=cfg.gate))
+    agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
+    rollouts.attach(agent)
+    exp, finished = rollouts.collect()
+    lengths = [len(info["tune"]) for info in finished]
+    assert len(set(lengths)) > 2  # unequal tunes, or the test shows nothing
+
+    def loss_and_grads(buckets):
+        cfg.update_buckets = buckets
+        learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), model, prior, rollouts.primer_ids)
+        parts = [learner.shape(part, infos, 0.1)[0] for part, infos in learner.split(exp, finished)]
+        assert len(parts) == buckets
+        with tf.GradientTape() as tape:
+            loss = learner.ppo_loss(*learner.prepare(parts))
+        grads = tape.gradient(loss, learner.variables)
+        return float(loss), [tf.convert_to_tensor(g).numpy() for g in grads], sum(p.step_type.shape[1] for p in parts)
+
+    whole, whole_grads, _ = loss_and_grads(1)
+    for buckets in (3, 7):  # 7: one tune per bucket
+        loss, grads, columns = loss_and_grads(buckets)
+        assert loss == pytest.approx(whole, rel=1e-4, abs=1e-6)
+        for g, w in zip(grads, whole_grads):
+            np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-6)
+        assert columns < buckets * (max(lengths) - 4 + 2)  # the short buckets are cut shorter

@@ -1,0 +1,203 @@
+"""The learning half of a fine-tuning iteration: shape the rewards of the collected tunes, then update the agent.
+
+Shaping: task reward (the env's end-of-tune score, plus the dense credit if asked) minus beta x (log pi - log
+p_prior) per character, the prior scored in one batched pass. Update: tf-agents PPO (its clipped loss, value loss
+and return/advantage computation) or REINFORCE, plus the supervised PPO-ptx term.
+
+A collection is a batch of rows of unequal length (one tune each, padded to the longest), and the networks cost
+rows x columns whatever the padding. So PPO's update runs on *length buckets*: rows sorted by tune length and
+split into `update_buckets` groups, each cut to its own longest tune. The loss summed over the buckets, each
+weighted by its share of the batch's rows x columns, is the loss of the whole batch (tested): a bucket is a
+cheaper way to compute the same update, not a different update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlmusic._tf import quiet_import, tf
+from rlmusic.policy import kl_shaped_rewards, sequence_log_probs
+from rlmusic.rollouts import tune_steps
+
+quiet_import("tf_agents")
+from tf_agents.agents.ppo import ppo_clip_agent, ppo_utils  # noqa: E402
+from tf_agents.agents.reinforce import reinforce_agent  # noqa: E402
+from tf_agents.networks import value_rnn_network  # noqa: E402
+from tf_agents.trajectories import time_step as ts  # noqa: E402
+from tf_agents.utils import common  # noqa: E402
+
+PTX_LENGTH = 128
+
+
+class Ptx:
+    """coef x the mean cross-entropy of the policy model on a batch of real windows. The batch lives in
+    variables that the loop refills before each update, so the compiled train step reads the new one."""
+
+    def __init__(self, model, coef: float, batch: int):
+        self.model, self.coef = model, coef
+        self.x = tf.Variable(tf.zeros([batch, PTX_LENGTH], tf.int32), trainable=False)
+        self.y = tf.Variable(tf.zeros([batch, PTX_LENGTH], tf.int32), trainable=False)
+
+    def nll(self):
+        logits, _ = self.model(self.x, training=True)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(self.y, logits))
+
+    def __call__(self):
+        return self.coef * self.nll()
+
+
+class PtxReinforceAgent(reinforce_agent.ReinforceAgent):
+    """REINFORCE whose loss also holds the supervised term when `ptx` is set."""
+
+    ptx: Ptx | None = None
+
+    def total_loss(self, *args, **kwargs):
+        info = super().total_loss(*args, **kwargs)
+        return info if self.ptx is None else info._replace(loss=info.loss + self.ptx())
+
+
+def make_agent(cfg, env, actor):
+    """The tf-agents agent for `cfg.agent`, its value network and optimizer. PPO's collect policy records its
+    value predictions and `preprocess_sequence` computes returns and advantages (tf-agents' path for training
+    on experience prepared outside `train`), which lets the update run bucket by bucket."""
+    value_net = value_rnn_network.ValueRnnNetwork(
+        env.observation_spec(), preprocessing_layers=tf.keras.layers.Embedding(actor.model.vocab_size, 32),
+        input_fc_layer_params=None, lstm_size=(cfg.value_units,), output_fc_layer_params=None)
+    optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
+    counter = tf.Variable(0, dtype=tf.int64)
+    if cfg.agent == "ppo":
+        agent = ppo_clip_agent.PPOClipAgent(
+            env.time_step_spec(), env.action_spec(), optimizer=optimizer, actor_net=actor, value_net=value_net,
+            num_epochs=cfg.num_epochs, importance_ratio_clipping=cfg.clip, entropy_regularization=cfg.entropy,
+            discount_factor=cfg.discount, lambda_value=cfg.gae_lambda,
+            use_gae=True, normalize_observations=False,  # token ids are not to be normalised
+            normalize_rewards=False, compute_value_and_advantage_in_train=False, train_step_counter=counter)
+    else:  # "reinforce" (the config allows nothing else)
+        agent = PtxReinforceAgent(
+            env.time_step_spec(), env.action_spec(), actor_network=actor, optimizer=optimizer,
+            value_network=value_net, normalize_returns=True, entropy_regularization=cfg.entropy, gamma=cfg.discount,
+            train_step_counter=counter)
+    agent.initialize()
+    return agent, value_net, optimizer
+
+
+def length_buckets(steps: np.ndarray, n: int) -> list[np.ndarray]:
+    """Row indices sorted by tune length (`steps` per row) and split into `n` groups of near-equal size."""
+    order = np.argsort(steps, kind="stable")
+    return [rows for rows in np.array_split(order, min(n, len(order))) if len(rows)]
+
+
+def take(exp, rows: np.ndarray, columns: int):
+    """The given rows of a batch-major trajectory, cut to its first `columns` steps."""
+    return tf.nest.map_structure(lambda x: tf.gather(x, rows)[:, :columns], exp)
+
+
+def dense_rewards(finished: list[dict], next_step_type: np.ndarray, primer_len: int) -> np.ndarray:
+    """[B, T] rewards from each row's dense credit: the credit at character offset o of the tune goes to the step
+    that wrote it (o - primer length; one in the primer or past the end goes to the tune's first or last step)."""
+    out = np.zeros(next_step_type.shape, np.float32)
+    for row, info in enumerate(finished):
+        last = int(np.argmax(next_step_type[row] == ts.StepType.LAST))
+        for offset, credit in info.get("dense", ()):
+            out[row, min(max(offset - primer_len, 0), last)] += credit
+    return out
+
+
+def entropy_of(logits):
+    logp = tf.nn.log_softmax(logits, -1)
+    return -tf.reduce_sum(tf.exp(logp) * logp, -1)
+
+
+class Learner:
+    """Shapes and learns from one collection. `update(exp, finished, beta)` -> loss, KL and entropy per
+    character (the KL and entropy of the policy that collected the tunes)."""
+
+    def __init__(self, cfg, agent, optimizer, networks, policy_model, prior_model, primer_ids,
+                 ptx: Ptx | None = None):
+        self.agent, self.optimizer, self.ptx = agent, optimizer, ptx
+        weights = {id(w): w for net in networks for w in net.trainable_weights}.values()
+        self.variables = sorted(weights, key=lambda v: v.name)  # the order tf-agents' PPO uses
+        self.num_epochs, self.dense_coef, self.primer_len = cfg.num_epochs, cfg.dense_coef, len(cfg.primer)
+        self.ppo = cfg.agent == "ppo"
+        self.buckets = cfg.update_buckets if self.ppo else 1
+        # log pi and log p_prior of the collected characters, each in one batched pass (the policy's weights are
+        # still those that collected them: this is the behaviour policy's log-probability). Shapes change every
+        # iteration, so the compiled functions generalise them instead of retracing each time.
+        self.policy_logp = tf.function(lambda o, a, s: sequence_log_probs(policy_model, o, a, s, primer_ids),
+                                       reduce_retracing=True)
+        self.prior_logp = tf.function(lambda o, a, s: sequence_log_probs(prior_model, o, a, s, primer_ids)[0],
+                                      reduce_retracing=True)
+        if ptx is not None and not self.ppo:
+            agent.ptx = ptx
+        self._ppo_update = common.function(self.ppo_update)
+        self._train = common.function(agent.train)
+
+    def split(self, exp, finished: list[dict]) -> list[tuple]:
+        """(trajectory, infos) per length bucket; each keeps one padding column past its longest tune, which
+        PPO uses only to bootstrap values."""
+        steps = tune_steps(exp.next_step_type.numpy())
+        return [(take(exp, rows, int(steps[rows].max()) + 1), [finished[r] for r in rows])
+                for rows in length_buckets(steps, self.buckets)]
+
+    def shape(self, part, infos: list[dict], beta: float):
+        """`part` with its rewards KL-shaped (and dense credit added), and its KL and entropy sums."""
+        logp_pi, logits = self.policy_logp(part.observation, part.action, part.step_type)
+        logp_prior = self.prior_logp(part.observation, part.action, part.step_type)
+        live = 1.0 - tf.cast(part.is_boundary(), tf.float32)
+        task = part.reward
+        if self.dense_coef > 0:  # credit where the error is: at the characters the dense forms point to
+            task = task + self.dense_coef * dense_rewards(infos, part.next_step_type.numpy(), self.primer_len)
+        shaped = kl_shaped_rewards(task, logp_pi, logp_prior, beta) * live
+        sums = (float(tf.reduce_sum((logp_pi - logp_prior) * live)), float(tf.reduce_sum(entropy_of(logits) * live)),
+                float(tf.reduce_sum(live)))
+        return part._replace(reward=shaped), sums
+
+    def update(self, exp, finished: list[dict], beta: float) -> dict:
+        parts, kl, ent, live = [], 0.0, 0.0, 0.0
+        for part, infos in self.split(exp, finished):
+            shaped, (k, e, n) = self.shape(part, infos, beta)
+            parts.append(shaped)
+            kl, ent, live = kl + k, ent + e, live + n
+        loss = self._ppo_update(parts) if self.ppo else self._train(parts[0]).loss
+        return {"loss": float(loss), "kl": kl / live, "entropy": ent / live}
+
+    def ppo_loss(self, parts, normalized, old_logp):
+        """The PPO loss of the whole batch from its buckets: tf-agents' loss averages over a bucket's rows and
+        columns, so each bucket weighs its rows x columns over the batch's (rows x the longest bucket's columns)."""
+        rows = [tf.cast(tf.shape(p.step_type)[0], tf.float32) for p in parts]
+        cols = [tf.cast(tf.shape(p.step_type)[1], tf.float32) for p in parts]
+        whole = tf.add_n(rows) * tf.reduce_max(tf.stack(cols))
+        total = tf.add_n([
+            r * c / whole * self.agent.get_loss(
+                ts.TimeStep(p.step_type, p.reward, p.discount, p.observation), p.action, lp, p.policy_info["return"],
+                adv, p.policy_info["dist_params"], ppo_utils.make_trajectory_mask(p), self.agent.train_step_counter,
+                False, old_value_predictions=p.policy_info["value_prediction"], training=True).loss
+            for p, adv, lp, r, c in zip(parts, normalized, old_logp, rows, cols)])
+        return total if self.ptx is None else total + self.ptx()
+
+    def prepare(self, parts):
+        """Returns and advantages per bucket (tf-agents' `preprocess_sequence`), the advantages normalised over
+        the real characters of the whole batch (tf-agents normalises within one `train` call and counts the
+        padding too), and the behaviour policy's log-probabilities."""
+        parts = [self.agent.preprocess_sequence(p) for p in parts]
+        masks = [ppo_utils.make_trajectory_mask(p) for p in parts]
+        count = tf.add_n([tf.reduce_sum(m) for m in masks])
+        adv = [p.policy_info["advantage"] for p in parts]
+        mean = tf.add_n([tf.reduce_sum(a * m) for a, m in zip(adv, masks)]) / count
+        var = tf.add_n([tf.reduce_sum(tf.square(a - mean) * m) for a, m in zip(adv, masks)]) / count
+        normalized = [(a - mean) * tf.math.rsqrt(var + 1e-8) for a in adv]
+        old_logp = [-tf.nn.sparse_softmax_cross_entropy_with_logits(p.action, p.policy_info["dist_params"]["logits"])
+                    for p in parts]
+        return parts, normalized, old_logp
+
+    def ppo_update(self, parts):
+        """num_epochs gradient steps on the whole batch, as tf-agents' PPO `train` takes them."""
+        parts, normalized, old_logp = self.prepare(parts)
+        loss = tf.constant(0.0)
+        for _ in range(self.num_epochs):
+            with tf.GradientTape() as tape:
+                loss = self.ppo_loss(parts, normalized, old_logp)
+            grads = tape.gradient(loss, self.variables)
+            self.optimizer.apply_gradients(zip(grads, self.variables))
+            self.agent.train_step_counter.assign_add(1)
+        return loss
