@@ -15,6 +15,7 @@ part and tunes/s, with the ratio to the reference.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -96,7 +97,7 @@ def run_variant(checkpoint, tunes: int, buckets: int | None, iterations: int) ->
         def learn(exp, finished):
             parts = [learner.shape(p, infos, 0.1)[0] for p, infos in learner.split(exp, finished)]
             t = time.perf_counter()
-            learner._ppo_update(parts)
+            float(learner.ppo_update(parts))
             return time.perf_counter() - t
     rollouts.attach(agent)
     rows = []
@@ -114,13 +115,17 @@ def run_variant(checkpoint, tunes: int, buckets: int | None, iterations: int) ->
 
 
 def cpu_name() -> str:
+    from rlmusic.devices import cpu_flags
+
+    name = platform.processor() or "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+                break
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return f"{name} ({'with' if 'avx512_bf16' in cpu_flags() else 'without'} AVX512-BF16)"
 
 
 def main() -> None:
@@ -138,7 +143,7 @@ def main() -> None:
         results.append((f"{tunes} tunes, {buckets} bucket{'s' * (buckets > 1)}",
                         run_variant(checkpoint, tunes, buckets, args.iterations)))
         print(f"done: {v}", file=sys.stderr, flush=True)
-    print(f"CPU: {cpu_name()}, {len(tf.config.list_physical_devices('CPU'))} device, "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, "
           f"{args.iterations} timed iterations per variant\n")
     print("| variant | chars/tune | env + rewards s | collect s | shaping s | update s | tunes/s | x reference |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

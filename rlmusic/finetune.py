@@ -37,7 +37,7 @@ class FinetuneConfig(Checked):
     gate: str = "valid,abc2midi,enough_bars,no_excessive_repeats"
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); see
     AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
-    dense_coef: Annotated[float, Range(0)] = 0.0
+    dense_coef: Annotated[float, Range(0)] = 0.5
     """Weight of the dense credit (AbcCompositionEnv's `info["dense"]`): each reward's per-position credit (-1
     where the first syntax problem arises, where abc2midi's first error points, at each wrong bar, at each note
     out of key, times the reward's weight) added at the step that wrote that character, beside the end-of-tune
@@ -67,11 +67,11 @@ class FinetuneConfig(Checked):
     overrates the character that ends a tune: tunes shrank (measured: 255 -> 100 chars in 13 iterations)."""
     agent: Literal["ppo", "reinforce"] = "ppo"
     """"ppo" (tf-agents PPOClipAgent) or "reinforce" (ReinforceAgent with a value baseline)."""
-    iterations: Annotated[int, Range(1)] = 120
+    iterations: Annotated[int, Range(1)] = 60
     """Collect-and-update iterations in total (a re-run with a higher value continues)."""
-    tunes_per_iteration: Annotated[int, Range(1)] = 16
+    tunes_per_iteration: Annotated[int, Range(1)] = 64
     """Tunes collected per iteration (one environment each, stepped as a batch)."""
-    update_buckets: Annotated[int, Range(1)] = 1
+    update_buckets: Annotated[int, Range(1)] = 4
     """PPO: the iteration's tunes, sorted by length, are split into this many groups for the update, each cut
     to its own longest tune (less padding to run the networks over); the loss is the whole batch's either way
     (see rlmusic.learner). 1: one batch padded to the longest tune. REINFORCE always uses 1."""
@@ -93,6 +93,12 @@ class FinetuneConfig(Checked):
     """Iterations between checkpoints (the last is always saved)."""
     seed: int = 0
     """Seed of weights of the value network and of the policy's sampling."""
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    """Where the policy, prior and value networks and the update run ("auto": a GPU when TensorFlow sees one);
+    the environments and rewards always run on the CPU."""
+    strategy: Literal["auto", "none", "mirrored"] = "auto"
+    """tf.distribute for the update: "mirrored" splits each bucket's tunes over every visible GPU (or logical CPU
+    device); "auto": mirrored with several GPUs, else none. Collection and shaping run once, as without."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """Filled from the pretrained run (saved so `sample` and `evaluate` can load this run)."""
     pretrained: str = ""
@@ -157,8 +163,15 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
     if "abc2midi" in [*cfg.rewards, *cfg.gate.split(",")] and validity.abc2midi_path() is None:
         log("note: abc2midi is not installed (Debian package abcmidi): the abc2midi reward scores nothing and "
             "does not gate")
-    policy_model, vocab, pre_cfg = load_model(checkpoint)
-    prior_model, _, _ = load_model(checkpoint)  # frozen: never given to an optimizer
+    from rlmusic import devices
+
+    device = devices.resolve_device(cfg.device, "device")
+    strategy = devices.resolve_strategy(cfg.strategy, device, "strategy")
+    log(devices.describe(strategy, device, "float32"))
+    Learner.check_split(cfg, strategy.num_replicas_in_sync)
+    with strategy.scope():
+        policy_model, vocab, pre_cfg = load_model(checkpoint, device)
+        prior_model, _, _ = load_model(checkpoint, device)  # frozen: never given to an optimizer
     cfg.model = config_lib.from_dict(ModelConfig, pre_cfg.get("model") or {}, prefix="model.")
     cfg.pretrained = str(checkpoint)
     log("config:\n" + config_lib.dump_yaml(cfg).rstrip())  # resolved: the model and pretrained run filled in
@@ -171,7 +184,8 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
     tf.keras.utils.set_random_seed(cfg.seed)
     rollouts = Rollouts(cfg, vocab, policy_model, mix)
     primer_ids = rollouts.primer_ids
-    agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
+    with strategy.scope():
+        agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
     rollouts.attach(agent)
     iteration = tf.Variable(0, dtype=tf.int64)
     beta = tf.Variable(cfg.beta, dtype=tf.float64)  # adapted with kl_target; saved so a resume continues it
@@ -185,12 +199,14 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
     if cfg.ptx_coef > 0:
         stream = ptx_stream(cfg, pre_cfg, vocab, log)
         ptx_batches = iter(windows_dataset(stream, cfg.ptx_batch, PTX_LENGTH, cfg.seed, int(iteration.numpy())))
-        ptx = Ptx(policy_model, cfg.ptx_coef, cfg.ptx_batch)
+        with strategy.scope():
+            ptx = Ptx(policy_model, cfg.ptx_coef, cfg.ptx_batch)
         ptx_nll = tf.function(ptx.nll)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config_lib.dump_yaml(cfg))
     run.write_vocab(vocab)
-    learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), policy_model, prior_model, primer_ids, ptx)
+    learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), policy_model, prior_model, primer_ids, ptx,
+                      strategy)
     logger = RunLogger(run, cfg, use_wandb=use_wandb, project=cfg.wandb_project, kind="finetune")
     try:
         bar = progress(total=cfg.iterations, initial=int(iteration.numpy()), desc="finetune", unit="it")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlmusic._tf import quiet_import, tf
+from rlmusic.errors import UserError
 from rlmusic.policy import kl_shaped_rewards, sequence_log_probs
 from rlmusic.rollouts import tune_steps
 
@@ -113,13 +114,15 @@ class Learner:
     character (the KL and entropy of the policy that collected the tunes)."""
 
     def __init__(self, cfg, agent, optimizer, networks, policy_model, prior_model, primer_ids,
-                 ptx: Ptx | None = None):
+                 ptx: Ptx | None = None, strategy: tf.distribute.Strategy | None = None):
         self.agent, self.optimizer, self.ptx = agent, optimizer, ptx
+        self.strategy = strategy or tf.distribute.get_strategy()
         weights = {id(w): w for net in networks for w in net.trainable_weights}.values()
         self.variables = sorted(weights, key=lambda v: v.name)  # the order tf-agents' PPO uses
         self.num_epochs, self.dense_coef, self.primer_len = cfg.num_epochs, cfg.dense_coef, len(cfg.primer)
         self.ppo = cfg.agent == "ppo"
         self.buckets = cfg.update_buckets if self.ppo else 1
+        self.check_split(cfg, self.strategy.num_replicas_in_sync)
         # log pi and log p_prior of the collected characters, each in one batched pass (the policy's weights are
         # still those that collected them: this is the behaviour policy's log-probability). Shapes change every
         # iteration, so the compiled functions generalise them instead of retracing each time.
@@ -129,8 +132,19 @@ class Learner:
                                       reduce_retracing=True)
         if ptx is not None and not self.ppo:
             agent.ptx = ptx
-        self._ppo_update = common.function(self.ppo_update)
+        # compiled per part (advantages; one epoch) rather than as one unrolled update: a smaller graph traces
+        # in a fraction of the time
+        self._prepare = common.function(self.prepare)
+        self._epoch = common.function(self.ppo_epoch)
         self._train = common.function(agent.train)
+
+    @staticmethod
+    def check_split(cfg, replicas: int) -> None:
+        """Several replicas need PPO and buckets whose tunes split evenly over them."""
+        if replicas > 1 and (cfg.agent != "ppo" or cfg.tunes_per_iteration % (cfg.update_buckets * replicas)):
+            raise UserError(f"strategy: {replicas} replicas need agent=ppo and tunes_per_iteration (now "
+                            f"{cfg.tunes_per_iteration}) a multiple of update_buckets x replicas "
+                            f"({cfg.update_buckets} x {replicas}), so every bucket splits evenly")
 
     def split(self, exp, finished: list[dict]) -> list[tuple]:
         """(trajectory, infos) per length bucket; each keeps one padding column past its longest tune, which
@@ -158,22 +172,33 @@ class Learner:
             shaped, (k, e, n) = self.shape(part, infos, beta)
             parts.append(shaped)
             kl, ent, live = kl + k, ent + e, live + n
-        loss = self._ppo_update(parts) if self.ppo else self._train(parts[0]).loss
+        loss = self.ppo_update(parts) if self.ppo else self._train(parts[0]).loss
         return {"loss": float(loss), "kl": kl / live, "entropy": ent / live}
 
-    def ppo_loss(self, parts, normalized, old_logp):
-        """The PPO loss of the whole batch from its buckets: tf-agents' loss averages over a bucket's rows and
-        columns, so each bucket weighs its rows x columns over the batch's (rows x the longest bucket's columns)."""
+    @staticmethod
+    def bucket_weights(parts) -> list:
+        """tf-agents' loss averages over a bucket's rows and columns, so each bucket weighs its rows x columns
+        over the batch's (all rows x the longest bucket's columns): the weighted sum is the whole batch's loss."""
         rows = [tf.cast(tf.shape(p.step_type)[0], tf.float32) for p in parts]
         cols = [tf.cast(tf.shape(p.step_type)[1], tf.float32) for p in parts]
         whole = tf.add_n(rows) * tf.reduce_max(tf.stack(cols))
+        return [r * c / whole for r, c in zip(rows, cols)]
+
+    def ppo_loss(self, parts, normalized, old_logp, weights=None):
+        """The PPO loss of the whole batch from its buckets (see bucket_weights). Under a strategy with R
+        replicas each replica passes its 1/R of every bucket's rows and the bucket weights of the whole batch:
+        tf-agents' loss divides by R in a replica context (common.aggregate_losses), and so does the ptx term
+        here, so the replicas' losses (and gradients, which the optimizer sums) add up to the batch's."""
+        weights = self.bucket_weights(parts) if weights is None else weights
         total = tf.add_n([
-            r * c / whole * self.agent.get_loss(
+            w * self.agent.get_loss(
                 ts.TimeStep(p.step_type, p.reward, p.discount, p.observation), p.action, lp, p.policy_info["return"],
                 adv, p.policy_info["dist_params"], ppo_utils.make_trajectory_mask(p), self.agent.train_step_counter,
                 False, old_value_predictions=p.policy_info["value_prediction"], training=True).loss
-            for p, adv, lp, r, c in zip(parts, normalized, old_logp, rows, cols)])
-        return total if self.ptx is None else total + self.ptx()
+            for p, adv, lp, w in zip(parts, normalized, old_logp, weights)])
+        if self.ptx is None:
+            return total
+        return total + self.ptx() / tf.distribute.get_replica_context().num_replicas_in_sync
 
     def prepare(self, parts):
         """Returns and advantages per bucket (tf-agents' `preprocess_sequence`), the advantages normalised over
@@ -190,14 +215,34 @@ class Learner:
                     for p in parts]
         return parts, normalized, old_logp
 
-    def ppo_update(self, parts):
-        """num_epochs gradient steps on the whole batch, as tf-agents' PPO `train` takes them."""
-        parts, normalized, old_logp = self.prepare(parts)
-        loss = tf.constant(0.0)
-        for _ in range(self.num_epochs):
-            with tf.GradientTape() as tape:
-                loss = self.ppo_loss(parts, normalized, old_logp)
-            grads = tape.gradient(loss, self.variables)
-            self.optimizer.apply_gradients(zip(grads, self.variables))
-            self.agent.train_step_counter.assign_add(1)
+    def _replica_step(self, parts, normalized, old_logp, weights):
+        ctx = tf.distribute.get_replica_context()
+        if ctx.num_replicas_in_sync > 1:  # this replica's rows of every bucket
+            n, first = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
+
+            def mine(x):
+                rows = tf.shape(x)[0] // n
+                return x[first * rows:(first + 1) * rows]
+
+            parts, normalized, old_logp = tf.nest.map_structure(mine, (parts, normalized, old_logp))
+        with tf.GradientTape() as tape:
+            loss = self.ppo_loss(parts, normalized, old_logp, weights)
+        grads = tape.gradient(loss, self.variables)
+        self.optimizer.apply_gradients(zip(grads, self.variables))  # summed over the replicas
         return loss
+
+    def ppo_epoch(self, parts, normalized, old_logp):
+        """One gradient step on the whole batch (its buckets), split over the strategy's replicas."""
+        weights = self.bucket_weights(parts)
+        if self.strategy.num_replicas_in_sync == 1:
+            loss = self._replica_step(parts, normalized, old_logp, weights)
+        else:
+            loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(
+                self._replica_step, args=(parts, normalized, old_logp, weights)), axis=None)
+        self.agent.train_step_counter.assign_add(1)
+        return loss
+
+    def ppo_update(self, parts):
+        """num_epochs gradient steps on the whole batch, as tf-agents' PPO `train` takes them; the last loss."""
+        prepared = self._prepare(parts)
+        return [self._epoch(*prepared) for _ in range(self.num_epochs)][-1]

@@ -100,3 +100,19 @@ def test_the_gpu_layer_trains_the_same_variables():
     for a, b in zip(*grads):
         np.testing.assert_allclose(tf.convert_to_tensor(b).numpy(), tf.convert_to_tensor(a).numpy(), rtol=1e-4,
                                    atol=1e-5)
+
+
+def test_the_gpu_extra_brings_cuda_for_the_pinned_tensorflow():
+    """`.[gpu]` must name the very TensorFlow the package pins, with the extra that (per the installed
+    TensorFlow's own metadata) brings the CUDA and cuDNN wheels."""
+    import importlib.metadata
+    import tomllib
+
+    from conftest import REPO
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pinned = next(d for d in project["dependencies"] if d.startswith("tensorflow=="))
+    assert project["optional-dependencies"]["gpu"] == [pinned.replace("tensorflow", "tensorflow[and-cuda]", 1)]
+    cuda = [r for r in importlib.metadata.requires("tensorflow") if "extra == 'and-cuda'" in r]
+    assert any(r.startswith("nvidia-cudnn-cu12") for r in cuda)
+    assert importlib.metadata.version("tensorflow") == pinned.split("==")[1]

@@ -111,3 +111,38 @@ def test_multiworker_on_two_local_processes(tmp_path):
     steps = [r["step"] for r in run.read_metrics() if "loss" in r]
     assert run.latest_step() == 6 and steps == list(range(1, 7))  # one writer: each step logged once
     assert not any(p.name.startswith(".") for p in out.iterdir())  # no worker's scratch left behind
+
+
+def finetune(pretrained, out, *sets, devices=2):
+    args = [sys.executable, str(SCRIPT), str(devices), "finetune", "--checkpoint", str(pretrained), "--config", "tiny",
+            "--out", str(out)]
+    for s in ["tunes_per_iteration=4", "update_buckets=2", "ptx_coef=0.5", *sets]:
+        args += ["--set", s]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_finetune_under_mirrored_splits_the_update_and_its_run_samples(tiny_run, tmp_path, capsys):
+    """The PPO update on 2 replicas (each bucket's tunes split between them) is the one-replica update: with the
+    same seed the first iteration collects the same tunes, so its loss (before any update differs) is equal."""
+    mirrored, single = tmp_path / "mirrored", tmp_path / "single"
+    proc = finetune(tiny_run, mirrored, "strategy=mirrored", "iterations=2")
+    assert "MirroredStrategy (2 replicas)" in proc.stderr
+    finetune(tiny_run, single, "strategy=none", "iterations=2")
+    a, b = RunDir(mirrored).read_metrics(), RunDir(single).read_metrics()
+    assert [r["step"] for r in a] == [1, 2]
+    assert a[0]["chars_per_tune"] == b[0]["chars_per_tune"]  # the same tunes were collected
+    assert a[0]["loss"] == pytest.approx(b[0]["loss"], rel=1e-4, abs=1e-6)
+    code, out, _ = cli("sample", "--checkpoint", mirrored, "--num", 2, "--max-length", 40, capsys=capsys)
+    assert code == 0 and out.count("X:1") == 2
+
+
+def test_a_finetune_batch_that_does_not_split_over_the_replicas_is_named(tiny_run, tmp_path):
+    args = [sys.executable, str(SCRIPT), "2", "finetune", "--checkpoint", str(tiny_run), "--config", "tiny",
+            "--out", str(tmp_path / "x"), "--set", "strategy=mirrored", "--set", "tunes_per_iteration=6",
+            "--set", "update_buckets=2"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "a multiple of update_buckets x replicas (2 x 2)" in proc.stderr
+    assert not (tmp_path / "x").exists()  # refused before anything is written
