@@ -153,4 +153,4 @@ def _short(v) -> str:
 
 
 def _load_builtins() -> None:
-    from rlmusic.rewards import syntax, theory  # noqa: F401 - importing registers them
+    from rlmusic.rewards import discriminator, syntax, theory  # noqa: F401 - importing registers them

@@ -1,9 +1,11 @@
 """`python -m rlmusic finetune`: reinforcement learning on reward plugins, KL-controlled to the pretrained model.
 
-Each iteration reads as: collect tunes with the policy (a compiled tf-agents driver over the Gymnasium env) ->
-shape the rewards (task reward minus beta times log pi/p_prior, the prior scored in one batched pass) ->
-update (tf-agents PPO or REINFORCE) -> log and checkpoint. The policy is the pretrained model itself (its layers,
-shared, not copied); the prior is a second, frozen load of the same checkpoint.
+Each iteration reads as: collect tunes with the policy (rlmusic.rollouts: one whole tune per environment, in one
+compiled loop) -> shape the rewards and update by length buckets (rlmusic.learner: task reward minus beta times
+log pi/p_prior, the prior scored in one batched pass; tf-agents PPO or REINFORCE) -> log and checkpoint. The
+policy is the pretrained model itself (its layers, shared, not copied); the prior is a second, frozen load of
+the same checkpoint. On a GPU (device auto) the networks and the update run there; with strategy mirrored the
+update is split over the replicas.
 """
 
 from __future__ import annotations

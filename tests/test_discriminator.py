@@ -1,0 +1,66 @@
+"""The `realness` reward: a discriminator trained in the loop between real tunes and the tunes it scores."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlmusic.rewards import registry
+from rlmusic.rewards.discriminator import Discriminator
+
+# Real tunes step through a scale; the "policy" writes one note over and over: easy to tell apart.
+REAL = [f"X:{i}\nM:4/4\nK:D\n{'DEFG ABcd|' * 4}dcBA GFED|\n" for i in range(200)]
+FAKE = [f"X:{i}\nM:4/4\nK:D\n{'DDDD DDDD|' * 6}\n" for i in range(200)]
+
+
+def test_it_learns_to_tell_the_policy_s_tunes_from_real_ones():
+    d = Discriminator(real=REAL, retrain_every=32, memory=64, length=96, epochs=4, warmup=32)
+    first = d(FAKE[:16])
+    assert first == [0.5] * 16  # before warmup: no opinion (a constant reward teaches nothing)
+    assert d.trained == 0
+    d(FAKE[16:32])  # warmup reached: trains
+    assert d.trained == 1
+    for start in range(32, 160, 32):
+        d(FAKE[start:start + 32])
+    assert d.trained == 5  # every 32 tunes scored
+    real, fake = d.probability_real(REAL[:20]), d.probability_real(FAKE[160:180])
+    assert real.mean() > 0.8 and fake.mean() < 0.2, (real.mean(), fake.mean())
+
+
+def test_a_tune_is_scored_before_the_discriminator_learns_from_it():
+    d = Discriminator(real=REAL, retrain_every=1000, memory=64, length=96, epochs=8, warmup=32)
+    d(FAKE[:32])  # trains once on these
+    before = d.probability_real(FAKE[32:48])
+    scored = d(FAKE[32:48])  # would train again only after 1000 more
+    np.testing.assert_allclose(scored, before)
+    assert d.trained == 1
+
+
+def test_the_x_line_is_not_evidence():
+    d = Discriminator(real=REAL, length=64)
+    np.testing.assert_array_equal(d.encode(["X:1\nK:D\nABc"]), d.encode(["X:977\nK:D\nABc"]))
+    assert d.encode(["K:D\n" + "A" * 100]).shape == (1, 64)  # cut to length
+
+
+def test_it_is_a_built_in_reward_with_a_summary():
+    info = registry.get("realness")
+    assert info.source == "built-in" and "discriminator" in info.summary
+
+
+def test_it_trains_inside_a_finetune_loop(tiny_run, tmp_path, monkeypatch):
+    """The reward runs TensorFlow (scoring and training) from inside the compiled collection loop."""
+    from conftest import cli
+    from rlmusic.rundir import RunDir
+
+    (tmp_path / "my_disc.py").write_text(
+        "from rlmusic.rewards.discriminator import Discriminator\n"
+        f"REAL = {REAL[:50]!r}\n"
+        "disc = Discriminator(real=REAL, retrain_every=4, memory=16, length=64, warmup=4)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "ft"
+    assert cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, "--set", "ptx_coef=0",
+               "--set", "rewards={my_disc:disc: 1.0}", "--set", "gate=", "--set", "iterations=3")[0] == 0
+    import my_disc
+
+    assert my_disc.disc.trained >= 2  # trained during the run, from inside the loop
+    scores = [r["rewards/my_disc:disc"] for r in RunDir(out).read_metrics()]
+    assert scores[0] == 0.5 and all(0.0 <= s <= 1.0 for s in scores) and scores[-1] != 0.5
