@@ -50,9 +50,9 @@ class Discriminator:
     @property
     def real(self) -> list[str]:
         if self._real is None:  # the default corpus, read once, when first needed
-            from rlmusic.corpus import load_corpus
+            from rlmusic.corpus import DEFAULT_SOURCES, load_corpus
 
-            self._real = load_corpus().tunes
+            self._real = load_corpus(DEFAULT_SOURCES).tunes
         return self._real
 
     def encode(self, tunes: list[str]) -> np.ndarray:

@@ -64,3 +64,10 @@ def test_it_trains_inside_a_finetune_loop(tiny_run, tmp_path, monkeypatch):
     assert my_disc.disc.trained >= 2  # trained during the run, from inside the loop
     scores = [r["rewards/my_disc:disc"] for r in RunDir(out).read_metrics()]
     assert scores[0] == 0.5 and all(0.0 <= s <= 1.0 for s in scores) and scores[-1] != 0.5
+
+
+def test_by_default_the_real_tunes_are_the_default_corpus():
+    from rlmusic.corpus import DEFAULT_SOURCES, load_corpus
+
+    real = Discriminator().real
+    assert len(real) > 10_000 and real[:3] == load_corpus(DEFAULT_SOURCES).tunes[:3]
