@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlmusic._tf import tf  # noqa: E402
+from rlmusic.devices import cpu_name  # noqa: E402
 from rlmusic.envs.composition import AbcCompositionEnv  # noqa: E402
 from rlmusic.finetune import FinetuneConfig  # noqa: E402
 from rlmusic.learner import Learner, make_agent  # noqa: E402
@@ -112,20 +112,6 @@ def run_variant(checkpoint, tunes: int, buckets: int | None, iterations: int) ->
             rows.append(dict(env=ENV_TIME[0], collect=t1 - t0, shape=t2 - t1 - update, update=update,
                              tunes=len(finished), chars=np.mean([len(i["tune"]) for i in finished])))
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
-def cpu_name() -> str:
-    from rlmusic.devices import cpu_flags
-
-    name = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({'with' if 'avx512_bf16' in cpu_flags() else 'without'} AVX512-BF16)"
 
 
 def main() -> None:

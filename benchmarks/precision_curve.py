@@ -27,9 +27,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="extra overrides for every run")
     args = ap.parse_args()
 
-    from rlmusic.devices import resolve_device, resolve_precision
+    from rlmusic.devices import cpu_name, resolve_device, resolve_precision
     from rlmusic.rundir import RunDir
-    from finetune_profile import cpu_name
 
     mixed = resolve_precision("auto", resolve_device("auto"))
     if mixed == "float32":

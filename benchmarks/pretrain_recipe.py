@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -31,17 +30,6 @@ ARMS = {
 }
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                return line.split(":", 1)[1].strip() + (" (AVX512-BF16)" if "avx512_bf16" in flags else " (no AVX512-BF16)")
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/recipe")
@@ -52,6 +40,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rlmusic import validity
+    from rlmusic.devices import cpu_name
     from rlmusic.rundir import RunDir, load_model
     from rlmusic.sample import Sampler
 

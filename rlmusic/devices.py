@@ -49,6 +49,21 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def cpu_name() -> str:
+    """The CPU's model name and whether it has AVX512-BF16 (benchmark figures name the machine they ran on)."""
+    import platform
+
+    name = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({'with' if 'avx512_bf16' in cpu_flags() else 'without'} AVX512-BF16)"
+
+
 def resolve_precision(choice: str, device: str) -> str:
     """The Keras precision policy for a `precision` setting on `device`."""
     if choice != "auto":
