@@ -19,10 +19,6 @@ from pathlib import Path
 from rlmusic._tf import tf
 from rlmusic.errors import UserError
 
-DEVICES = ("auto", "cpu", "gpu")
-STRATEGIES = ("auto", "none", "mirrored", "multiworker")
-
-
 def gpus() -> list:
     """The GPUs TensorFlow sees (the one place this module asks; tests replace it)."""
     return tf.config.list_physical_devices("GPU")
@@ -39,28 +35,26 @@ def resolve_device(choice: str, field: str = "train.device") -> str:
     return "gpu" if found else "cpu"
 
 
-def cpu_flags() -> set[str]:
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first `key` line of /proc/cpuinfo (None off Linux)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    return set((_cpuinfo("flags") or "").split())
 
 
 def cpu_name() -> str:
     """The CPU's model name and whether it has AVX512-BF16 (benchmark figures name the machine they ran on)."""
     import platform
 
-    name = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    name = _cpuinfo("model name") or platform.processor() or "unknown CPU"
     return f"{name} ({'with' if 'avx512_bf16' in cpu_flags() else 'without'} AVX512-BF16)"
 
 

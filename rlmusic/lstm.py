@@ -104,10 +104,7 @@ class FastLSTM(tf.keras.layers.Layer):
     def call(self, x, initial_state=None, training=None):
         dtype = self.compute_dtype
         x = tf.cast(x, dtype)
-        if initial_state is None:
-            zeros = tf.zeros([tf.shape(x)[0], self.units], dtype)
-            initial_state = [zeros, zeros]
-        h0, c0 = (tf.cast(s, dtype) for s in initial_state)
+        h0, c0 = self._start(x, initial_state)
         if x.shape[1] == 1:  # one step (sampling, RL rollouts): plain ops, no loop
             h, c = _lstm_step(x[:, 0], h0, c0, tf.cast(self.kernel, dtype), tf.cast(self.recurrent_kernel, dtype),
                               tf.cast(self.bias, dtype))
@@ -115,6 +112,13 @@ class FastLSTM(tf.keras.layers.Layer):
         outputs, h, c = _lstm_sequence(x, h0, c0, tf.cast(self.kernel, dtype),
                                        tf.cast(self.recurrent_kernel, dtype), tf.cast(self.bias, dtype))
         return outputs, h, c
+
+    def _start(self, x, initial_state):
+        """(h0, c0) in the compute dtype: the given state, or zeros."""
+        if initial_state is None:
+            zeros = tf.zeros([tf.shape(x)[0], self.units], self.compute_dtype)
+            return zeros, zeros
+        return tuple(tf.cast(s, self.compute_dtype) for s in initial_state)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
@@ -140,10 +144,6 @@ class KerasLSTM(FastLSTM):
     def call(self, x, initial_state=None, training=None):
         if x.shape[1] == 1:  # one step: the plain ops of FastLSTM
             return super().call(x, initial_state, training)
-        dtype = self.compute_dtype
-        if initial_state is None:
-            zeros = tf.zeros([tf.shape(x)[0], self.units], dtype)
-            initial_state = [zeros, zeros]
-        outputs, h, c = self._keras_lstm(tf.cast(x, dtype), initial_state=[tf.cast(s, dtype) for s in initial_state],
-                                         training=training)
+        x = tf.cast(x, self.compute_dtype)
+        outputs, h, c = self._keras_lstm(x, initial_state=list(self._start(x, initial_state)), training=training)
         return outputs, h, c
