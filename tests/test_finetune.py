@@ -28,14 +28,17 @@ def test_kl_shaping_on_known_log_probabilities():
     np.testing.assert_allclose(shaped, [[0.0, -0.5 * np.log(0.5), 2.0 - 0.5 * np.log(3.0)]], rtol=1e-6)
 
 
-@pytest.mark.parametrize("beta,kl,target,expected", [
-    (0.1, 0.1, 0.1, 0.1),      # on target: unchanged
-    (0.1, 0.2, 0.1, 0.11),     # KL far above target: +10 % at most (error clipped at 0.2, rate 0.5)
-    (0.1, 0.0, 0.1, 0.09),     # KL far below target: -10 % at most
-    (0.1, 0.105, 0.1, 0.1025), # 5 % above: +2.5 %
+@pytest.mark.parametrize("beta,kl,target,floor,expected", [
+    (0.1, 0.1, 0.1, 0.0, 0.1),      # on target: unchanged
+    (0.1, 0.2, 0.1, 0.0, 0.11),     # KL far above target: +10 % at most (error clipped at 0.2, rate 0.5)
+    (0.1, 0.0, 0.1, 0.0, 0.09),     # KL far below target: -10 % at most
+    (0.1, 0.105, 0.1, 0.0, 0.1025), # 5 % above: +2.5 %
+    (0.1, 0.0, 0.1, 0.095, 0.095),  # far below target, the floor stops the fall
+    (0.1, 0.0, 0.1, 0.05, 0.09),    # a floor under the new value does nothing
+    (0.01, 0.2, 0.1, 0.05, 0.05),   # started under the floor: lifted to it at once
 ])
-def test_adaptive_kl_coefficient(beta, kl, target, expected):
-    assert adapt_beta(beta, kl, target) == pytest.approx(expected)
+def test_adaptive_kl_coefficient(beta, kl, target, floor, expected):
+    assert adapt_beta(beta, kl, target, floor) == pytest.approx(expected)
 
 
 def make_toy_run(path, seed=0):

@@ -24,6 +24,15 @@ CASES = [
     ("strains", H + "K:D\n" + A8.replace("|:", "|").replace(":|", "||") * 2, 0.5, "a strain written out twice"),
     ("strains", H + "K:D\nDFAF DFAF|GBdB GBdB|A2FA GFED|D2D2 D4|", 0.0, "no repeat, nothing written twice"),
     ("strains", H + "K:D\n|:DFAF DFAF|GBdB GBdB|D8:|\n" + B8, 0.5, "a 3-bar strain is not one of the tradition"),
+    ("form", H + "K:D\n" + A8 + "\n" + B8, 1.0, "two repeated 8-bar strains: sections and shape, full credit"),
+    ("form", H + "K:D\n" + A8, 0.5, "one repeated 8-bar strain: one section (0.25), one proper strain (0.25)"),
+    ("form", H + "K:D\n" + "DFAF DFAF|GBdB GBdB|DFAF DFAF|E2E2 E4|A2FA GFED||"
+     + "dfaf dfaf|gbag fedc|dfaf dfaf|e2e2 e4|d2fd cBAG|]", 0.5,
+     "two 5-bar sections between double bars: marked sections, not the tradition's shape"),
+    ("form", H + "K:D\nDFAF DFAF|GBdB GBdB||A2FA GFED|D2D2 D4||DFAF DFAF|GBdB GBdB||", 0.0,
+     "a double bar every two bars: sections under 4 bars earn nothing"),
+    ("form", H + "K:D\nDFAF DFAF|GBdB GBdB|A2FA GFED|D2D2 D4|DFAF GBdB|A2FA D4|", 0.25,
+     "no marks at all: the whole tune is one section"),
     ("answers", H + "K:D\n" + A8 + "\n" + B8, 1.0, "B ends on A's cadence bar"),
     ("answers", H + "K:D\n" + A8 + "\n" + B8.replace("D2D2 D4:|", "f2a2 g4:|"), 0.0,
      "B shares no bar with A and ends elsewhere"),
@@ -101,11 +110,26 @@ def test_abc2midi_reward():
     assert good == 1.0 and bad < 1.0
 
 
-def test_abc2midi_reward_scores_nothing_without_abc2midi(monkeypatch):
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
+@pytest.mark.parametrize("tune,expected,comment", [
+    (H + "K:C\nABcd efga|", 1.0, "abc2midi reads it without an error"),
+    (H + "K:C\nABcd ]]]] efga|", 0.0, "one error: rejected outright, as the validity check rejects it"),
+    (H + "K:C\nABcd ]]]] efga|AB]]cd|", 0.0, "several errors: the same 0, not less"),
+    (H + "K:C\nA4- z4|", 0.0, "a tie to a rest: abc2midi cannot find the note to be tied"),
+])
+def test_abc2midi_clean_is_the_validity_check(tune, expected, comment):
+    from rlmusic import validity
+
+    assert score("abc2midi_clean", [tune]) == [expected]
+    assert (expected == 1.0) == (validity.abc2midi_errors([tune]) == [[]])
+
+
+@pytest.mark.parametrize("name", ["abc2midi", "abc2midi_clean"])
+def test_abc2midi_rewards_score_nothing_without_abc2midi(monkeypatch, name):
     from rlmusic import validity
 
     monkeypatch.setattr(validity, "abc2midi_path", lambda: None)
-    assert score("abc2midi", [H + "K:C\nABcd efga|"]) == [None]
+    assert score(name, [H + "K:C\nABcd efga|"]) == [None]
 
 
 def test_scans_passed_in_are_used():
