@@ -7,7 +7,8 @@ Each (preset, seed) is a `python -m rlmusic finetune --config PRESET --set seed=
 then `evaluate` samples `--num` tunes from it (seed S) against the same real reference tunes. The table gives,
 per metric, the pretrained model's value and each preset's mean +- standard deviation over the seeds, so a
 difference between designs can be read against the seed-to-seed spread. `--json FILE` writes every run's
-metrics.
+metrics; `--plot FILE.png` draws each design's training curves (the scanner's valid share, length, KL,
+beta), the mean over its seeds with their range as a band.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/designs")
     ap.add_argument("--json")
     ap.add_argument("--set", action="append", default=[], help="an override for every run")
+    ap.add_argument("--plot", help="PNG of the training curves per design, mean and range over the seeds")
     args = ap.parse_args()
 
     from rlmusic.rundir import shipped_model
@@ -55,6 +57,7 @@ def main() -> None:
     pretrained = shipped_model() if args.checkpoint == "pretrained" else Path(args.checkpoint)
     results: dict[str, list[dict]] = {}
     base: list[dict] = []
+    run_dirs: dict[str, list[Path]] = {}
     for seed in args.seeds:
         runs = []
         for preset in args.presets:
@@ -63,6 +66,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "rlmusic", "finetune", "--checkpoint", str(pretrained), "--config",
                             preset, "--out", str(out), *[x for s in sets for x in ("--set", s)]], check=True)
             runs.append(out)
+            run_dirs.setdefault(Path(preset).stem, []).append(out)
         columns = evaluate_runs([pretrained, *runs], pretrained, args.data, args.num, seed)
         names = [n for n in columns if n != "corpus"]
         base.append(columns[names[0]])
@@ -85,6 +89,35 @@ def main() -> None:
     print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); mean +- std over seeds; --num {args.num}")
     if args.json:
         Path(args.json).write_text(json.dumps({"pretrained": base, **results}, indent=2))
+    if args.plot:
+        plot_curves(run_dirs, Path(args.plot))
+
+
+CURVES = (("valid_rate", "valid share (scanner)", False), ("chars_per_tune", "characters per tune", False), ("kl", "KL to the pretrained model, nats/char", False),
+          ("beta", "beta (KL coefficient)", True))
+
+
+def plot_curves(run_dirs: dict[str, list[Path]], path: Path) -> None:
+    """Each design's per-iteration training curves from its runs' metrics.jsonl: mean over seeds, range shaded."""
+    from rlmusic.rundir import atomic_write_bytes
+    from rlmusic.runlog import figure_png, new_figure
+
+    fig = new_figure((9, 6))
+    axes = fig.subplots(2, 2).ravel()
+    for design, dirs in run_dirs.items():
+        rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in dirs]
+        n = min(len(r) for r in rows)  # seeds may stop at different iterations (a run still going)
+        for ax, (key, title, log_scale) in zip(axes, CURVES):
+            values = np.array([[row[key] for row in r[:n]] for r in rows], dtype=float)
+            steps = np.arange(1, n + 1)
+            line, = ax.plot(steps, values.mean(axis=0), label=f"{design} ({len(dirs)} seeds)")
+            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("iteration")
+            if log_scale:
+                ax.set_yscale("log")
+    axes[0].legend(fontsize=8)
+    atomic_write_bytes(path, figure_png(fig, dpi=90))
 
 
 if __name__ == "__main__":
