@@ -93,8 +93,8 @@ def main() -> None:
         plot_curves(run_dirs, Path(args.plot))
 
 
-CURVES = (("valid_rate", "valid share (scanner)", False), ("chars_per_tune", "characters per tune", False), ("kl", "KL to the pretrained model, nats/char", False),
-          ("beta", "beta (KL coefficient)", True))
+CURVES = (("valid_rate", "valid share (scanner)", False), ("chars_per_tune", "characters per tune", False),
+          ("kl", "KL to the pretrained model, nats/char", False), ("beta", "beta (KL coefficient)", True))
 
 
 def plot_curves(run_dirs: dict[str, list[Path]], path: Path) -> None:

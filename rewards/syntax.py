@@ -136,7 +136,7 @@ def abc2midi_clean(tunes: list[str], **context) -> list[float | None]:
 
     Why: as a gate, `abc2midi`'s 1 / (1 + errors) only halves the reward of a tune with one error, so a policy
     learns little from the tunes the README's validity check (rlmusic.validity) rejects; this is that check's
-    verdict, all or nothing (measured: README). Example: a tie to no note (`A-|z`) -> 0.0.
+    verdict, all or nothing (measured: README). Example: a tie to a rest (`A4- z4|`) -> 0.0.
     """
     if validity.abc2midi_path() is None:
         return [None] * len(tunes)
@@ -195,6 +195,9 @@ def strains_reward(tunes: list[str], **context) -> list[float]:
     return [min(1.0, proper_strains(s, t) / 2) for s, t in zip(scans_of(tunes, context), tunes)]
 
 
+FORM_SECTION_BARS = 4  # bars a marked section needs to earn `form` credit
+
+
 @register("form")
 def form(tunes: list[str], **context) -> list[float]:
     """0.5 x min(1, sections / 2) + 0.5 x min(1, proper strains / 2), in [0, 1]: graded credit toward the form
@@ -215,9 +218,6 @@ def form(tunes: list[str], **context) -> list[float]:
         sections = sum(1 for st in strains(s, t) if len(st) >= FORM_SECTION_BARS)
         out.append(0.5 * min(1.0, sections / 2) + 0.5 * min(1.0, proper_strains(s, t) / 2))
     return out
-
-
-FORM_SECTION_BARS = 4
 
 
 @register("answers")

@@ -54,7 +54,8 @@ class FinetuneConfig(Checked):
     beta_min: Annotated[float, Range(0)] = 0.05
     """Floor of the adapted beta. Below its KL target the controller lowers beta by up to 10 % per iteration
     without end (measured: 4e-7 after 120 iterations, README), and then nothing holds the policy to the
-    pretrained model; the floor keeps a fixed minimum pull."""
+    pretrained model; the floor keeps a fixed minimum pull (measured: by itself it does not stop the late loss
+    of form, README)."""
     ptx_coef: Annotated[float, Range(0)] = 0.1
     """Weight of the supervised loss on real tunes (PPO-ptx, InstructGPT): the agent's loss gets ptx_coef x the
     cross-entropy of a batch of windows from real tunes, a fresh batch each iteration. 0: off."""
