@@ -52,10 +52,10 @@ class FinetuneConfig(Checked):
     """Adaptive KL control (Ziegler et al. 2019): if > 0, beta is adjusted after every iteration to hold the KL to
     the pretrained model near this many nats per character. 0: beta stays fixed."""
     beta_min: Annotated[float, Range(0)] = 0.05
-    """Floor of the adapted beta. Below its KL target the controller lowers beta by up to 10 % per iteration
-    without end (measured: 4e-7 after 120 iterations, README), and then nothing holds the policy to the
-    pretrained model; the floor keeps a fixed minimum pull (measured: by itself it does not stop the late loss
-    of form, README)."""
+    """Floor of the adapted beta (a `beta` started below it is its own floor: `beta: 0` stays without a KL
+    penalty). Below its KL target the controller lowers beta by up to 10 % per iteration without end (measured:
+    4e-7 after 120 iterations, README), and then nothing holds the policy to the pretrained model; the floor
+    keeps a fixed minimum pull (measured: by itself it does not stop the late loss of form, README)."""
     ptx_coef: Annotated[float, Range(0)] = 0.1
     """Weight of the supervised loss on real tunes (PPO-ptx, InstructGPT): the agent's loss gets ptx_coef x the
     cross-entropy of a batch of windows from real tunes, a fresh batch each iteration. 0: off."""
@@ -242,7 +242,7 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
             if not math.isfinite(loss):
                 raise UserError(f"loss became {loss} at iteration {it}; lower learning_rate")
             if cfg.kl_target > 0:
-                beta.assign(adapt_beta(float(beta.numpy()), kl, cfg.kl_target, cfg.beta_min))
+                beta.assign(adapt_beta(float(beta.numpy()), kl, cfg.kl_target, min(cfg.beta_min, cfg.beta)))
             logger.log(row)
             bar.update(1)
             bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{kl:.3f}")

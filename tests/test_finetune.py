@@ -140,17 +140,18 @@ def test_kl_penalty_holds_the_policy_near_the_prior(tmp_path):
 
 def test_beta_falls_under_its_kl_target_down_to_the_floor(tmp_path):
     """A KL target far above what the run reaches: beta falls 10 % per iteration, down to beta_min, never
-    below; without a floor it keeps falling."""
+    below; without a floor it keeps falling; started at 0, it stays 0."""
     pre = make_toy_run(tmp_path / "pre")
     betas = {}
-    for floor in (0.0, 0.08):
-        cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", beta=0.1, kl_target=100.0,
+    for start, floor in ((0.1, 0.0), (0.1, 0.08), (0.0, 0.08)):
+        cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", beta=start, kl_target=100.0,
                              beta_min=floor, ptx_coef=0.0, iterations=6, tunes_per_iteration=4, max_length=8,
                              checkpoint_every=100)
-        out = run_finetune(cfg, pre, tmp_path / f"ft{floor}", log=lambda m: None)
-        betas[floor] = [json.loads(line)["beta"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    np.testing.assert_allclose(betas[0.0], [0.1 * 0.9 ** i for i in range(6)], rtol=1e-6)
-    np.testing.assert_allclose(betas[0.08], [0.1, 0.09, 0.081, 0.08, 0.08, 0.08], rtol=1e-6)
+        out = run_finetune(cfg, pre, tmp_path / f"ft{start}-{floor}", log=lambda m: None)
+        betas[start, floor] = [json.loads(line)["beta"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose(betas[0.1, 0.0], [0.1 * 0.9 ** i for i in range(6)], rtol=1e-6)
+    np.testing.assert_allclose(betas[0.1, 0.08], [0.1, 0.09, 0.081, 0.08, 0.08, 0.08], rtol=1e-6)
+    assert betas[0.0, 0.08] == [0.0] * 6  # beta 0 asks for no KL penalty: the floor does not add one
 
 
 def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
