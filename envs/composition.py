@@ -71,6 +71,8 @@ class AbcCompositionEnv(gym.Env):
     ## Version History
     - v0: one character per step, the episode's reward at its last step from a shared reward mix
       (`rlmusic.rewards.mix.RewardMix`), gates scaling the other rewards; `dense` adds `info["dense"]`.
+      `DEFAULT_REWARDS` now scores `abc2midi_clean` and `form` where it scored `abc2midi` and `strains` (the
+      default fine-tuning preset's rewards; pass `rewards=` for the earlier mix).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
