@@ -138,9 +138,7 @@ def abc2midi_clean(tunes: list[str], **context) -> list[float | None]:
     learns little from the tunes the README's validity check (rlmusic.validity) rejects; this is that check's
     verdict, all or nothing (measured: README). Example: a tie to a rest (`A4- z4|`) -> 0.0.
     """
-    if validity.abc2midi_path() is None:
-        return [None] * len(tunes)
-    return [0.0 if e else 1.0 for e in _abc2midi_positions(tunes, context)]
+    return [None if v is None else float(v == 1.0) for v in abc2midi(tunes, **context)]
 
 
 abc2midi_clean.per_note = _abc2midi_per_note
