@@ -45,14 +45,14 @@ class AbcCompositionEnv(gym.Env):
     the tune, primer included; credit) pairs, -1 at the character where the first scanner problem arises
     (`valid`), where abc2midi's first error points (`abc2midi`, `abc2midi_clean`), at each bar whose length is
     wrong (`bar_durations`, -1/bars) and at each note out of key (`in_key`), times the reward's weight (a gate's
-    weight counts as 1). A learner that reshapes rewards after the episode (as `rlmusic finetune` does) adds them
+    weight counts as 1 - its floor). A learner that reshapes rewards after the episode (as `rlmusic finetune` does) adds them
     at the steps that wrote those characters; the step rewards themselves stay end-of-tune. With `gate` (default
     "valid"), the other rewards count only in proportion to the gates' scores: an invalid tune earns nothing for
     being in key, so the policy cannot trade validity for easy music-theory points; "valid,enough_bars" also
     stops it from shrinking tunes to fragments that score well on per-tune shares. A gate that returns None for a
-    tune (`abc2midi`, `abc2midi_clean` where abc2midi is not installed) does not apply to it. `info["tune"]`
-    holds the text and
-    `info["rewards"]` each plugin's score.
+    tune (`abc2midi`, `abc2midi_clean` where abc2midi is not installed) does not apply to it. A gate written
+    `name@floor` is soft: the others are scaled by floor + (1 - floor) x its score (`form@0.5`: a tune without
+    form keeps half). `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
 
     ## Episode End
     Terminated when the tune ends (the agent writes a blank line: two newlines). Truncated when `max_length`
@@ -65,6 +65,7 @@ class AbcCompositionEnv(gym.Env):
       mix's own) that several environments share;
     - `max_length`: characters per episode before truncation (default 1000);
     - `gate`: reward name(s), comma-separated, whose scores multiply all the others (None: plain weighted sum);
+      `name@floor` for a soft gate;
     - `dense`: also compute the dense credit (`info["dense"]`, see Rewards);
     - `primer`: the text every tune starts with (default `X:1\n`; a header such as `X:1\nT:\nM:6/8\nL:1/8\nK:D\n`
       asks for a jig in D). It must end with a newline.
@@ -73,7 +74,8 @@ class AbcCompositionEnv(gym.Env):
     - v0: one character per step, the episode's reward at its last step from a shared reward mix
       (`rlmusic.rewards.mix.RewardMix`), gates scaling the other rewards; `dense` adds `info["dense"]`.
       `DEFAULT_REWARDS` now scores `abc2midi_clean` and `form` where it scored `abc2midi` and `strains` (the
-      default fine-tuning preset's rewards; pass `rewards=` for the earlier mix).
+      default fine-tuning preset's rewards; pass `rewards=` for the earlier mix). Gates may be soft
+      (`name@floor`).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}

@@ -4,6 +4,9 @@
     scores = mix.score(tunes)            # [{"valid": 1.0, "in_key": 0.9}, ...]: each reward's score per tune
     mix.total(scores[0])                 # the weighted sum, the non-gate rewards scaled by the gates' product
 
+A gate written `name@floor` is soft: it scales the others by floor + (1 - floor) x its score, so a tune it
+scores 0 keeps `floor` of their reward instead of nothing (`form@0.5`: a tune without strains keeps half).
+
 The environment, fine-tuning's log and `evaluate --rewards` share this object, so a tune is scored the same way
 everywhere. A reward that raises, returns something other than one finite number (or None) per tune, or runs
 longer than `time_limit` seconds on one batch is an error naming it (rlmusic.rewards.registry.check_scores).
@@ -24,11 +27,32 @@ DEFAULT_TIME_LIMIT = 120.0  # seconds per reward per batch: generous (abc2midi o
 INTERRUPTED = threading.Event()
 
 
+def parse_gates(gates: str | list[str] | None) -> dict[str, float]:
+    """Gate name -> floor, from "valid, form@0.5" (or a list of such entries); a bad floor is an error naming
+    the gate."""
+    entries = gates.split(",") if isinstance(gates, str) else list(gates or [])
+    floors: dict[str, float] = {}
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        name, soft, floor = entry.partition("@")
+        try:
+            value = float(floor) if soft else 0.0
+        except ValueError:
+            value = float("nan")
+        if not 0.0 <= value < 1.0:
+            raise UserError(f"gate {entry}: the floor after @ must be a number in [0, 1), got {floor!r}")
+        floors[name.strip()] = value
+    return floors
+
+
 class RewardMix:
     def __init__(self, weights: dict[str, float], gates: str | list[str] | None = None,
                  time_limit: float | None = DEFAULT_TIME_LIMIT):
         self.weights = dict(weights)
-        self.gates = [g.strip() for g in gates.split(",") if g.strip()] if isinstance(gates, str) else list(gates or [])
+        self.floors = parse_gates(gates)
+        """Each gate's floor: 0 for a hard gate, the `@floor` of a soft one."""
+        self.gates = list(self.floors)
         for g in self.gates:
             self.weights.setdefault(g, 0.0)  # scored for the gate, adds nothing by itself
         for name, w in self.weights.items():
@@ -58,12 +82,13 @@ class RewardMix:
         return [{name: per_reward[name][i] for name in self.weights} for i in range(len(tunes))]
 
     def total(self, scores: dict[str, float | None]) -> float:
-        """The weighted sum of one tune's scores, the non-gate ones scaled by the product of the gates' scores.
-        A gate scoring None (abc2midi where it is not installed) does not apply and lets the tune pass."""
+        """The weighted sum of one tune's scores, the non-gate ones scaled by the product of the gates' factors
+        (a hard gate's score; a soft one's floor + (1 - floor) x score). A gate scoring None (abc2midi where it is
+        not installed) does not apply and lets the tune pass."""
         gate = 1.0
-        for g in self.gates:
+        for g, floor in self.floors.items():
             if scores[g] is not None:
-                gate *= scores[g]
+                gate *= floor + (1.0 - floor) * scores[g]
         return sum(self.weights[n] * v * (1.0 if n in self.gates else gate)
                    for n, v in scores.items() if v is not None)
 
@@ -74,7 +99,7 @@ class RewardMix:
 
     def dense(self, tunes: list[str], **context) -> list[list[tuple[int, float]]]:
         """Per tune, (character offset, credit) where the dense forms place credit: each reward's per-note
-        credits times its weight (a gate counts with weight 1: its penalty is where the tune broke). Offsets are
+        credits times its weight (a gate counts with weight 1 - floor: its penalty is where the tune broke). Offsets are
         in each tune's text, the primer included. Guarded like `score` (time limit, errors named)."""
         from rlmusic.abc import scan
 
@@ -90,7 +115,7 @@ class RewardMix:
             raise
         out: list[list[tuple[int, float]]] = [[] for _ in tunes]
         for name, credits in per_reward.items():
-            weight = 1.0 if name in self.gates else self.weights[name]
+            weight = 1.0 - self.floors[name] if name in self.floors else self.weights[name]
             for i, pairs in enumerate(credits):
                 out[i].extend((at, weight * c) for at, c in pairs if weight)
         return out

@@ -37,8 +37,8 @@ class FinetuneConfig(Checked):
     rewards: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARDS))
     """Reward name (built-in, entry point or module:function) -> weight."""
     gate: str = "valid,abc2midi_clean,enough_bars,no_excessive_repeats"
-    """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); see
-    AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
+    """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); `name@floor` is a
+    soft gate, scaling them by floor + (1 - floor) x its score; see AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
     dense_coef: Annotated[float, Range(0)] = 0.5
     """Weight of the dense credit (AbcCompositionEnv's `info["dense"]`): each reward's per-position credit (-1
     where the first syntax problem arises, where abc2midi's first error points, at each wrong bar, at each note
@@ -168,9 +168,10 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
     from rlmusic.runlog import RunLogger, plot_curves, progress
 
     mix = RewardMix(cfg.rewards, gates=cfg.gate, time_limit=cfg.rewards_time_limit)  # unknown names fail here
-    if "abc2midi" in [*cfg.rewards, *cfg.gate.split(",")] and validity.abc2midi_path() is None:
-        log("note: abc2midi is not installed (Debian package abcmidi): the abc2midi reward scores nothing and "
-            "does not gate")
+    uses_abc2midi = [n for n in mix.names if n.startswith("abc2midi")]
+    if uses_abc2midi and validity.abc2midi_path() is None:
+        log(f"note: abc2midi is not installed (Debian package abcmidi): {', '.join(uses_abc2midi)} scores nothing "
+            "and does not gate")
     from rlmusic import devices
 
     device = devices.resolve_device(cfg.device, "device")

@@ -176,11 +176,23 @@ def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
     (["--checkpoint", "{run}", "--set", "rewards.nope=1"], "unknown reward 'nope'; valid names: abc2midi"),
     (["--checkpoint", "{run}", "--set", "agent=dqn"], "config key agent: expected one of ppo, reinforce"),
     (["--checkpoint", "{run}", "--set", "rewards.toy_rewards:broken=1"], "reward toy_rewards:broken"),
+    (["--checkpoint", "{run}", "--set", "gate=valid,form@2"], "gate form@2: the floor after @ must be a number"),
 ])
 def test_finetune_bad_inputs(tiny_run, tmp_path, capsys, args, message):
     args = [a.format(tmp=tmp_path, run=tiny_run) for a in args]
     code, _, err = cli("finetune", "--config", "tiny", "--out", tmp_path / "o", *args, capsys=capsys)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_without_abc2midi_the_run_says_which_rewards_score_nothing(tiny_run, tmp_path, capsys, monkeypatch):
+    from rlmusic import validity
+
+    monkeypatch.setattr(validity, "abc2midi_path", lambda: None)
+    code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", tmp_path / "ft",
+                       "--set", "iterations=1", "--set", "ptx_coef=0", capsys=capsys)
+    # the default preset gates on abc2midi_clean: the run goes on, saying that gate does not apply
+    assert code == 0, err
+    assert "abc2midi is not installed (Debian package abcmidi): abc2midi_clean scores nothing" in err
 
 
 def test_out_with_another_vocabulary_is_refused(tiny_run, tmp_path, capsys):

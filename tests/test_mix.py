@@ -30,9 +30,35 @@ TUNE = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\nDFA dAF|DFA d2A|FED E2F|D4 z4|"
     ({"in_key": 1.0}, "valid,abc2midi", {"in_key": 1.0, "valid": 1.0, "abc2midi": None}, 1.0),
     # a reward that does not apply (None) adds nothing
     ({"in_key": 1.0, "valid": 1.0}, None, {"in_key": None, "valid": 1.0}, 1.0),
+    # a soft gate scoring 0 keeps its floor: half the reward of a tune without form
+    ({"in_key": 1.0}, "valid,form@0.5", {"in_key": 1.0, "valid": 1.0, "form": 0.0}, 0.5),
+    # a soft gate in between: 0.5 + 0.5 x 0.5 of the reward
+    ({"in_key": 2.0}, "form@0.5", {"in_key": 1.0, "form": 0.5}, 2.0 * 0.75),
+    # a soft gate scoring 1 passes everything; its own weight is not scaled
+    ({"in_key": 1.0, "form": 2.0}, "form@0.25", {"in_key": 1.0, "form": 1.0}, 3.0),
+    # a hard gate still zeroes what a soft one would keep
+    ({"in_key": 1.0}, "valid,form@0.5", {"in_key": 1.0, "valid": 0.0, "form": 1.0}, 0.0),
+    # floor 0 is the hard gate
+    ({"in_key": 1.0}, "form@0", {"in_key": 1.0, "form": 0.25}, 0.25),
 ])
 def test_total(weights, gates, scores, expected):
     assert RewardMix(weights, gates=gates).total(scores) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("gates,message", [
+    ("valid,form@1", "gate form@1: the floor after @ must be a number in"),   # 1 would gate nothing
+    ("form@-0.5", "gate form@-0.5: the floor"),
+    ("form@half", "gate form@half: the floor"),
+    ("form@", "gate form@: the floor"),
+])
+def test_bad_soft_gates_are_named(gates, message):
+    with pytest.raises(UserError, match=message):
+        RewardMix({"in_key": 1.0}, gates=gates)
+
+
+def test_soft_gates_parse_to_floors():
+    mix = RewardMix({"in_key": 1.0}, gates=" valid , form@0.5")
+    assert mix.gates == ["valid", "form"] and mix.floors == {"valid": 0.0, "form": 0.5}
 
 
 def test_gates_are_scored_and_listed():
