@@ -8,13 +8,16 @@ then `evaluate` samples `--num` tunes from it (seed S) against the same real ref
 per metric, the pretrained model's value and each preset's mean +- standard deviation over the seeds, so a
 difference between designs can be read against the seed-to-seed spread. `--json FILE` writes every run's
 metrics; `--plot FILE.png` draws each design's training curves (the scanner's valid share, length, KL,
-beta), the mean over its seeds with their range as a band.
+beta), the mean over its seeds with their range as a band. `--resume-to N` also continues a copy of every run
+(`OUT/PRESET-seedS-toN`) to N iterations and evaluates it beside the run it continues, as the column
+`PRESET@N`: a design that holds its gains when trained longer, or collapses late.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +53,8 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--set", action="append", default=[], help="an override for every run")
     ap.add_argument("--plot", help="PNG of the training curves per design, mean and range over the seeds")
+    ap.add_argument("--resume-to", type=int, metavar="N",
+                    help="also continue a copy of every run to N iterations and evaluate it beside the run")
     args = ap.parse_args()
 
     from rlmusic.rundir import shipped_model
@@ -59,19 +64,26 @@ def main() -> None:
     base: list[dict] = []
     run_dirs: dict[str, list[Path]] = {}
     for seed in args.seeds:
-        runs = []
+        runs, labels = [], []
         for preset in args.presets:
-            out = Path(args.out) / f"{Path(preset).stem}-seed{seed}"
-            sets = [f"seed={seed}", *args.set]
-            subprocess.run([sys.executable, "-m", "rlmusic", "finetune", "--checkpoint", str(pretrained), "--config",
-                            preset, "--out", str(out), *[x for s in sets for x in ("--set", s)]], check=True)
+            stem = Path(preset).stem
+            out = Path(args.out) / f"{stem}-seed{seed}"
+            finetune(pretrained, preset, out, [f"seed={seed}", *args.set])
             runs.append(out)
-            run_dirs.setdefault(Path(preset).stem, []).append(out)
+            labels.append(stem)
+            run_dirs.setdefault(stem, []).append(out)
+            if args.resume_to:
+                longer = Path(args.out) / f"{stem}-seed{seed}-to{args.resume_to}"
+                if not longer.exists():
+                    shutil.copytree(out, longer)
+                finetune(pretrained, preset, longer, [f"seed={seed}", *args.set, f"iterations={args.resume_to}"])
+                runs.append(longer)
+                labels.append(f"{stem}@{args.resume_to}")
         columns = evaluate_runs([pretrained, *runs], pretrained, args.data, args.num, seed)
         names = [n for n in columns if n != "corpus"]
         base.append(columns[names[0]])
-        for preset, name in zip(args.presets, names[1:]):
-            results.setdefault(Path(preset).stem, []).append(columns[name])
+        for label, name in zip(labels, names[1:]):
+            results.setdefault(label, []).append(columns[name])
         corpus = columns.get("corpus", {})
 
     def cell(values):
@@ -91,6 +103,12 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({"pretrained": base, **results}, indent=2))
     if args.plot:
         plot_curves(run_dirs, Path(args.plot))
+
+
+def finetune(pretrained: Path, preset: str, out: Path, sets: list[str]) -> None:
+    """One `rlmusic finetune` run (resumed if `out` holds one)."""
+    subprocess.run([sys.executable, "-m", "rlmusic", "finetune", "--checkpoint", str(pretrained), "--config", preset,
+                    "--out", str(out), *[x for s in sets for x in ("--set", s)]], check=True)
 
 
 CURVES = (("valid_rate", "valid share (scanner)", False), ("chars_per_tune", "characters per tune", False),
