@@ -5,8 +5,9 @@
 
 Each (preset, seed) is a `python -m rlmusic finetune --config PRESET --set seed=S` run (resumed if it exists),
 then `evaluate` samples `--num` tunes from it (seed S) against the same real reference tunes. The table gives,
-per metric, the pretrained model's value and each preset's mean +- standard deviation over the seeds, so a
-difference between designs can be read against the seed-to-seed spread. `--json FILE` writes every run's
+per metric, the mean +- standard deviation over the seeds of the corpus (each seed's evaluate draws its own
+real tunes), the pretrained model and each preset, so a difference between designs can be read against the
+seed-to-seed spread. `--json FILE` writes every run's
 metrics; `--plot FILE.png` draws each design's training curves (the scanner's valid share, length, KL,
 beta), the mean over its seeds with their range as a band. `--resume-to N` also continues a copy of every run
 (`OUT/PRESET-seedS-toN`) to N iterations and evaluates it beside the run it continues, as the column
@@ -62,6 +63,7 @@ def main() -> None:
     pretrained = shipped_model() if args.checkpoint == "pretrained" else Path(args.checkpoint)
     results: dict[str, list[dict]] = {}
     base: list[dict] = []
+    corpus: list[dict] = []
     run_dirs: dict[str, list[Path]] = {}
     for seed in args.seeds:
         runs, labels = [], []
@@ -84,7 +86,7 @@ def main() -> None:
         base.append(columns[names[0]])
         for label, name in zip(labels, names[1:]):
             results.setdefault(label, []).append(columns[name])
-        corpus = columns.get("corpus", {})
+        corpus.append(columns.get("corpus", {}))  # each seed's own sample of real tunes
 
     def cell(values):
         values = [v for v in values if v is not None]
@@ -95,12 +97,12 @@ def main() -> None:
     header = ["metric", "corpus", "pretrained", *results]
     print("| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1))
     for key in SHOWN:
-        row = [key, cell([corpus.get(key)]), cell([b.get(key) for b in base]),
+        row = [key, cell([c.get(key) for c in corpus]), cell([b.get(key) for b in base]),
                *(cell([r.get(key) for r in rs]) for rs in results.values())]
         print("| " + " | ".join(row) + " |")
     print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); mean +- std over seeds; --num {args.num}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"pretrained": base, **results}, indent=2))
+        Path(args.json).write_text(json.dumps({"corpus": corpus, "pretrained": base, **results}, indent=2))
     if args.plot:
         plot_curves(run_dirs, Path(args.plot))
 

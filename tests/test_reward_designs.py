@@ -21,7 +21,7 @@ def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, 
     # the tiny preset's 3 iterations, and a copy continued from them to 4 (not trained again from the start)
     assert steps == {"tiny-seed0": [1, 2, 3], "tiny-seed0-to4": [1, 2, 3, 4]}
     results = json.loads((tmp_path / "d.json").read_text())
-    assert list(results) == ["pretrained", "tiny", "tiny@4"]
+    assert list(results) == ["corpus", "pretrained", "tiny", "tiny@4"]
     assert all(len(results[k]) == 1 and 0 <= results[k][0]["valid_rate"] <= 1 for k in results)
     # the designs table is printed last, after each seed's own evaluate table
     header = [line for line in proc.stdout.splitlines() if line.startswith("| metric")][-1]
