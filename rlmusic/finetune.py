@@ -36,7 +36,7 @@ from rlmusic.rundir import WRITE_ERRORS, RunDir, load_model, write_failure
 class FinetuneConfig(Checked):
     rewards: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARDS))
     """Reward name (built-in, entry point or module:function) -> weight."""
-    gate: str = "valid,abc2midi_clean,enough_bars,no_excessive_repeats"
+    gate: str = "valid,abc2midi_clean,enough_bars,no_excessive_repeats,form@0.5"
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); `name@floor` is a
     soft gate, scaling them by floor + (1 - floor) x its score; see AbcCompositionEnv. Without enough_bars the policy learns to write 2-bar fragments (measured: README)."""
     dense_coef: Annotated[float, Range(0)] = 0.5
