@@ -45,13 +45,13 @@ class AbcCompositionEnv(gym.Env):
     the tune, primer included; credit) pairs, -1 at the character where the first scanner problem arises
     (`valid`), where abc2midi's first error points (`abc2midi`, `abc2midi_clean`), at each bar whose length is
     wrong (`bar_durations`, -1/bars) and at each note out of key (`in_key`), times the reward's weight (a gate's
-    weight counts as 1 - its floor). A learner that reshapes rewards after the episode (as `rlmusic finetune` does) adds them
-    at the steps that wrote those characters; the step rewards themselves stay end-of-tune. With `gate` (default
-    "valid"), the other rewards count only in proportion to the gates' scores: an invalid tune earns nothing for
-    being in key, so the policy cannot trade validity for easy music-theory points; "valid,enough_bars" also
-    stops it from shrinking tunes to fragments that score well on per-tune shares. A gate that returns None for a
-    tune (`abc2midi`, `abc2midi_clean` where abc2midi is not installed) does not apply to it. A gate written
-    `name@floor` is soft: the others are scaled by floor + (1 - floor) x its score (`form@0.5`: a tune without
+    weight counts as 1 - its floor). A learner that reshapes rewards after the episode (as `rlmusic finetune`
+    does) adds them at the steps that wrote those characters; the step rewards themselves stay end-of-tune.
+    With `gate` (default "valid"), the other rewards count only in proportion to the gates' scores: an invalid
+    tune earns nothing for being in key, so the policy cannot trade validity for easy music-theory points;
+    "valid,enough_bars" also stops it from shrinking tunes to fragments that score well on per-tune shares. A
+    gate that returns None for a tune (`abc2midi`, `abc2midi_clean` where abc2midi is not installed) does not
+    apply to it. A gate written `name@floor` is soft: the others are scaled by floor + (1 - floor) x its score (`form@0.5`: a tune without
     form keeps half). `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
 
     ## Episode End

@@ -52,8 +52,7 @@ class RewardMix:
         self.weights = dict(weights)
         self.floors = parse_gates(gates)
         """Each gate's floor: 0 for a hard gate, the `@floor` of a soft one."""
-        self.gates = list(self.floors)
-        for g in self.gates:
+        for g in self.floors:
             self.weights.setdefault(g, 0.0)  # scored for the gate, adds nothing by itself
         for name, w in self.weights.items():
             if not isinstance(w, (int, float)) or w != w or w in (float("inf"), float("-inf")):
@@ -68,6 +67,10 @@ class RewardMix:
     @property
     def names(self) -> list[str]:
         return list(self.weights)
+
+    @property
+    def gates(self) -> list[str]:
+        return list(self.floors)
 
     def score(self, tunes: list[str], **context) -> list[dict[str, float | None]]:
         """Each reward's score of each tune (one scan per tune, shared by all rewards)."""
@@ -89,7 +92,7 @@ class RewardMix:
         for g, floor in self.floors.items():
             if scores[g] is not None:
                 gate *= floor + (1.0 - floor) * scores[g]
-        return sum(self.weights[n] * v * (1.0 if n in self.gates else gate)
+        return sum(self.weights[n] * v * (1.0 if n in self.floors else gate)
                    for n, v in scores.items() if v is not None)
 
     @property
@@ -99,8 +102,8 @@ class RewardMix:
 
     def dense(self, tunes: list[str], **context) -> list[list[tuple[int, float]]]:
         """Per tune, (character offset, credit) where the dense forms place credit: each reward's per-note
-        credits times its weight (a gate counts with weight 1 - floor: its penalty is where the tune broke). Offsets are
-        in each tune's text, the primer included. Guarded like `score` (time limit, errors named)."""
+        credits times its weight (a gate counts with weight 1 - floor: its penalty is where the tune broke).
+        Offsets are in each tune's text, the primer included. Guarded like `score` (time limit, errors named)."""
         from rlmusic.abc import scan
 
         context.setdefault("scans", [scan(t) for t in tunes])
