@@ -49,10 +49,10 @@ class AbcCompositionEnv(gym.Env):
     does) adds them at the steps that wrote those characters; the step rewards themselves stay end-of-tune.
     With `gate` (default "valid"), the other rewards count only in proportion to the gates' scores: an invalid
     tune earns nothing for being in key, so the policy cannot trade validity for easy music-theory points;
-    "valid,enough_bars" also stops it from shrinking tunes to fragments that score well on per-tune shares. A
-    gate that returns None for a tune (`abc2midi`, `abc2midi_clean` where abc2midi is not installed) does not
-    apply to it. A gate written `name@floor` is soft: the others are scaled by floor + (1 - floor) x its score (`form@0.5`: a tune without
-    form keeps half). `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
+    "valid,enough_bars" also stops it from shrinking tunes to fragments that score well on per-tune shares. A gate
+    that returns None for a tune (`abc2midi`, `abc2midi_clean` where abc2midi is not installed) does not apply to
+    it. A gate written `name@floor` is soft: the others are scaled by floor + (1 - floor) x its score (`form@0.5`: a
+    tune without form keeps half). `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
 
     ## Episode End
     Terminated when the tune ends (the agent writes a blank line: two newlines). Truncated when `max_length`
