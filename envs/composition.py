@@ -52,7 +52,7 @@ class AbcCompositionEnv(gym.Env):
     "valid,enough_bars" also stops it from shrinking tunes to fragments that score well on per-tune shares. A gate
     that returns None for a tune (`abc2midi`, `abc2midi_clean` where abc2midi is not installed) does not apply to
     it. A gate written `name@floor` is soft: the others are scaled by floor + (1 - floor) x its score (`form@0.5`: a
-    tune without form keeps half). `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
+    tune `form` scores 0 keeps half). `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
 
     ## Episode End
     Terminated when the tune ends (the agent writes a blank line: two newlines). Truncated when `max_length`

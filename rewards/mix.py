@@ -5,7 +5,7 @@
     mix.total(scores[0])                 # the weighted sum, the non-gate rewards scaled by the gates' product
 
 A gate written `name@floor` is soft: it scales the others by floor + (1 - floor) x its score, so a tune it
-scores 0 keeps `floor` of their reward instead of nothing (`form@0.5`: a tune without strains keeps half).
+scores 0 keeps `floor` of their reward instead of nothing (`form@0.5`: a tune that `form` scores 0 keeps half).
 
 The environment, fine-tuning's log and `evaluate --rewards` share this object, so a tune is scored the same way
 everywhere. A reward that raises, returns something other than one finite number (or None) per tune, or runs
