@@ -26,7 +26,8 @@ scanner's melody notes (ties merged, chords as their top note) in the key and mo
                                 length (each strain's pickup and last bar may be short)
     bar_patterns_per_1000       distinct bar-line patterns (the tune's sequence of bar lines) per 1,000 tunes
     top15_bar_pattern_share     share of tunes whose bar-line pattern is one of the 15 most common
-    kl_to_reference             with --reference: KL(model || reference) in nats/char on the sampled tunes
+    kl_to_reference             with --reference: KL(model || reference) in nats/char over the characters the
+                                model wrote (each tune read from its primer, as it was sampled)
     nll_bits_per_char           with --data and a model: the model's NLL on real tunes, bits/char
 
 With --data, the corpus is shuffled (--seed) and split into `--num` real reference tunes, `--num` other real
@@ -55,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from rlmusic.abc import Scan, scan
+from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic import melody, realness
 from rlmusic.structure import second_strain_answers
 
@@ -180,12 +182,26 @@ def nll_bits_per_char(model, vocab, tunes: list[str]) -> tuple[float | None, int
     return nll, len(tunes) - len(usable)
 
 
-def kl_to_reference(model, reference, vocab, tunes: list[str]) -> float:
-    """Mean over the characters of `tunes` of KL(model(.|s) || reference(.|s)), in nats/char."""
+def kl_to_reference(model, reference, vocab, tunes: list[str], primer: str = DEFAULT_PRIMER) -> float:
+    """Mean over the characters the model wrote of KL(model(.|s) || reference(.|s)), in nats/char.
+
+    Each tune is scored as it was sampled (and as fine-tuning collects it): both models read `primer` from a zero
+    state, then every character after it and the closing blank line count. Scoring the tunes back to back instead
+    (as `nll_bits_per_char` does, after the end of the one before) would judge a fine-tuned model in a context it
+    never writes from, where it can differ from the reference by nats on characters it did not choose."""
     from rlmusic._tf import tf
 
     total = count = 0.0
-    for ids, mask in _padded_batches(vocab, tunes):
+    for i in range(0, len(tunes), 32):
+        texts = [t + "\n\n" for t in tunes[i:i + 32]]
+        width = max(len(t) for t in texts)
+        ids = np.zeros((len(texts), width), np.int32)
+        mask = np.zeros((len(texts), width - 1), np.float32)
+        for r, t in enumerate(texts):
+            if not t.startswith(primer):
+                raise ValueError(f"kl_to_reference: a tune does not start with the primer {primer!r}")
+            ids[r, :len(t)] = vocab.encode(t)
+            mask[r, len(primer) - 1:len(t) - 1] = 1.0  # the predictions of the characters after the primer
         lp = tf.nn.log_softmax(model(ids[:, :-1])[0], -1)
         lq = tf.nn.log_softmax(reference(ids[:, :-1])[0], -1)
         kl = tf.reduce_sum(tf.exp(lp) * (lp - lq), -1).numpy()

@@ -102,3 +102,38 @@ def test_rewards_command_lists_builtins(capsys):
     lines = out.splitlines()
     assert any(ln.startswith("in_key ") and "built-in" in ln for ln in lines)
     assert len(lines) >= 15
+
+
+def test_kl_is_the_one_fine_tuning_controls():
+    """evaluate's KL of sampled tunes equals the full KL at the states fine-tuning collects them in (the primer
+    read from a zero state, then the tune): the number the KL controller holds to kl_target. Scored back to back
+    after a blank line instead, the context differs and so does the figure."""
+    import numpy as np
+
+    from rlmusic._tf import tf
+    from rlmusic.evaluate import kl_to_reference
+    from rlmusic.model import ModelConfig, build_model
+    from rlmusic.policy import CharPolicyNetwork
+    from rlmusic.vocab import Vocab
+    from tf_agents.trajectories import time_step as ts
+
+    vocab = Vocab(sorted(set("\nX:1T:tM4/LK:DEFGABcd|2 ")))
+    tf.keras.utils.set_random_seed(0)
+    model, reference = (build_model(len(vocab), ModelConfig(embedding_dim=6, units=12)) for _ in range(2))
+    for m in (model, reference):  # far from uniform, so the two disagree by a KL well above round-off
+        m(tf.zeros([1, 1], tf.int32))
+        m.head.kernel.assign(tf.random.normal(m.head.kernel.shape, stddev=3.0))
+    tunes = ["X:1\nT:t\nK:D\nDEFG|", "X:1\nK:D\nABcd|dcBA|A4|"]
+    nets = [CharPolicyNetwork(m, vocab.encode("X:1")) for m in (model, reference)]
+    total = count = 0.0
+    for tune in tunes:
+        obs = np.array([vocab.encode(tune[3:] + "\n")], np.int32)  # from the primer's last char: the first observation
+        step_type = np.full(obs.shape, ts.StepType.MID, np.int32)
+        step_type[0, 0] = ts.StepType.FIRST
+        lp, lq = (tf.nn.log_softmax(net.logits(tf.constant(obs), tf.constant(step_type),
+                                               net.model.initial_state(1))[0], -1) for net in nets)
+        total += float(tf.reduce_sum(tf.exp(lp) * (lp - lq)))
+        count += obs.shape[1]
+    assert kl_to_reference(model, reference, vocab, tunes) == pytest.approx(total / count, rel=1e-4)
+    with pytest.raises(ValueError, match="primer"):
+        kl_to_reference(model, reference, vocab, ["T:no primer\n"])
