@@ -11,7 +11,9 @@ seed-to-seed spread. `--json FILE` writes every run's
 metrics; `--plot FILE.png` draws each design's training curves (the scanner's valid share, length, KL,
 beta), the mean over its seeds with their range as a band. `--resume-to N` also continues a copy of every run
 (`OUT/PRESET-seedS-toN`) to N iterations and evaluates it beside the run it continues, as the column
-`PRESET@N`: a design that holds its gains when trained longer, or collapses late.
+`PRESET@N`: a design that holds its gains when trained longer, or collapses late (`--resume-only STEM ...`:
+only those presets). `--trade-plot FILE.png` draws form against validity per column (two-strain tunes and tunes
+with repeat signs against the valid share, mean +- std), the corpus's form +- 0.05 as a band.
 """
 
 from __future__ import annotations
@@ -56,7 +58,13 @@ def main() -> None:
     ap.add_argument("--plot", help="PNG of the training curves per design, mean and range over the seeds")
     ap.add_argument("--resume-to", type=int, metavar="N",
                     help="also continue a copy of every run to N iterations and evaluate it beside the run")
+    ap.add_argument("--resume-only", nargs="+", metavar="STEM",
+                    help="with --resume-to: continue only these presets (file stems, e.g. form_soft)")
+    ap.add_argument("--trade-plot", help="PNG of form against validity per column, mean +- std over the seeds")
     args = ap.parse_args()
+    stems = [Path(p).stem for p in args.presets]
+    if args.resume_only and (not args.resume_to or set(args.resume_only) - set(stems)):
+        ap.error(f"--resume-only needs --resume-to and names among the presets' stems ({', '.join(stems)})")
 
     from rlmusic.rundir import shipped_model
 
@@ -74,7 +82,7 @@ def main() -> None:
             runs.append(out)
             labels.append(stem)
             run_dirs.setdefault(stem, []).append(out)
-            if args.resume_to:
+            if args.resume_to and (not args.resume_only or stem in args.resume_only):
                 longer = Path(args.out) / f"{stem}-seed{seed}-to{args.resume_to}"
                 if not longer.exists():
                     shutil.copytree(out, longer)
@@ -105,6 +113,8 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({"corpus": corpus, "pretrained": base, **results}, indent=2))
     if args.plot:
         plot_curves(run_dirs, Path(args.plot))
+    if args.trade_plot:
+        plot_trade({"corpus": corpus, "pretrained": base, **results}, Path(args.trade_plot))
 
 
 def finetune(pretrained: Path, preset: str, out: Path, sets: list[str]) -> None:
@@ -137,6 +147,35 @@ def plot_curves(run_dirs: dict[str, list[Path]], path: Path) -> None:
             if log_scale:
                 ax.set_yscale("log")
     axes[0].legend(fontsize=8)
+    atomic_write_bytes(path, figure_png(fig, dpi=90))
+
+
+
+def plot_trade(columns: dict[str, list[dict]], path: Path) -> None:
+    """Form against validity: per column (the pretrained model, each preset), two-strain tunes and tunes with repeat
+    signs against the valid share, mean +- std over the seeds; the corpus's mean +- 0.05 shaded (the form target)."""
+    from rlmusic.rundir import atomic_write_bytes
+    from rlmusic.runlog import figure_png, new_figure
+
+    fig = new_figure((10, 4.2))
+    axes = fig.subplots(1, 2)
+    for ax, key, label in zip(axes, ("two_strain_tunes", "repeat_sign_tunes"),
+                              ("two-strain tunes", "tunes with repeat signs")):
+        real = [c[key] for c in columns["corpus"] if c.get(key) is not None]
+        if real:
+            ax.axhspan(np.mean(real) - 0.05, np.mean(real) + 0.05, color="tab:green", alpha=0.15,
+                       label="corpus +- 0.05")
+        for name, rows in columns.items():
+            pts = [(r["valid_rate"], r[key]) for r in rows if r.get("valid_rate") is not None and r.get(key) is not None]
+            if name == "corpus" or not pts:
+                continue
+            x, y = np.array(pts).T
+            ax.errorbar(x.mean(), y.mean(), xerr=x.std(), yerr=y.std(), fmt="o", capsize=3, label=name)
+        ax.set(xlabel="valid share", ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Form against validity (mean +- std over {max(len(r) for r in columns.values())} seeds)",
+                 fontsize=10)
     atomic_write_bytes(path, figure_png(fig, dpi=90))
 
 

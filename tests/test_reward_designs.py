@@ -8,21 +8,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def designs(*args, timeout=900):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reward_designs.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, tmp_path):
     out = tmp_path / "designs"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "reward_designs.py"), "--presets", "tiny", "--seeds", "0",
-         "--checkpoint", str(tiny_run), "--data", str(data_dir), "--num", "4", "--out", str(out),
-         "--set", "ptx_coef=0", "--resume-to", "4", "--json", str(tmp_path / "d.json")],
-        capture_output=True, text=True, timeout=900)
+    other = tmp_path / "other.yaml"  # a second design: the tiny preset under another name
+    other.write_text((ROOT / "configs" / "finetune" / "tiny.yaml").read_text())
+    proc = designs("--presets", "tiny", other, "--seeds", "0", "--checkpoint", tiny_run, "--data", data_dir,
+                   "--num", 4, "--out", out, "--set", "ptx_coef=0", "--resume-to", 4, "--resume-only", "tiny",
+                   "--json", tmp_path / "d.json", "--trade-plot", tmp_path / "trade.png")
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = {d.name: [json.loads(line)["step"] for line in (d / "metrics.jsonl").read_text().splitlines()]
              for d in out.iterdir()}
-    # the tiny preset's 3 iterations, and a copy continued from them to 4 (not trained again from the start)
-    assert steps == {"tiny-seed0": [1, 2, 3], "tiny-seed0-to4": [1, 2, 3, 4]}
+    # the tiny preset's 3 iterations, and a copy continued from them to 4 (not trained again from the start);
+    # the other design is not continued (--resume-only)
+    assert steps == {"tiny-seed0": [1, 2, 3], "tiny-seed0-to4": [1, 2, 3, 4], "other-seed0": [1, 2, 3]}
     results = json.loads((tmp_path / "d.json").read_text())
-    assert list(results) == ["corpus", "pretrained", "tiny", "tiny@4"]
+    assert list(results) == ["corpus", "pretrained", "tiny", "tiny@4", "other"]
     assert all(len(results[k]) == 1 and 0 <= results[k][0]["valid_rate"] <= 1 for k in results)
     # the designs table is printed last, after each seed's own evaluate table
     header = [line for line in proc.stdout.splitlines() if line.startswith("| metric")][-1]
-    assert header.split("|")[1:-1] == [" metric ", " corpus ", " pretrained ", " tiny ", " tiny@4 "]
+    assert header.split("|")[1:-1] == [" metric ", " corpus ", " pretrained ", " tiny ", " tiny@4 ", " other "]
+    assert (tmp_path / "trade.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_only_names_a_preset(tmp_path):
+    proc = designs("--presets", "tiny", "--resume-to", 4, "--resume-only", "nope", "--out", tmp_path, timeout=120)
+    assert proc.returncode == 2 and "--resume-only needs --resume-to and names among the presets' stems (tiny)" \
+        in proc.stderr
