@@ -20,14 +20,14 @@ import numpy as np
 
 from rlmusic import config as config_lib, validity
 from rlmusic._tf import tf
-from rlmusic.config import Checked, Range
+from rlmusic.config import Checked, FieldError, Range
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.data import DataConfig, prepare, windows_dataset
 from rlmusic.envs.composition import DEFAULT_REWARDS
 from rlmusic.errors import UserError
 from rlmusic.learner import PTX_LENGTH, Learner, Ptx, make_agent
 from rlmusic.model import ModelConfig
-from rlmusic.rewards.mix import DEFAULT_TIME_LIMIT, RewardMix
+from rlmusic.rewards.mix import DEFAULT_TIME_LIMIT, RewardMix, parse_gates
 from rlmusic.rollouts import Rollouts
 from rlmusic.rundir import WRITE_ERRORS, RunDir, load_model, write_failure
 
@@ -40,6 +40,12 @@ class FinetuneConfig(Checked):
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); `name@floor` is a
     soft gate, scaling them by floor + (1 - floor) x its score; see AbcCompositionEnv. Without enough_bars the
     policy learns to write 2-bar fragments; `form@0.5` keeps the repeat signs at no cost in validity (README)."""
+    reward_targets: dict[str, float] = field(default_factory=dict)
+    """Reward name -> the mean score over an iteration's tunes to hold it at: after every iteration that reward's
+    weight is adapted as beta is to kl_target (up to +-10 % per iteration), raised while the tunes score below the
+    target and lowered above it. For what the tradition has in a proportion, not in every tune: `form: 0.5` asks
+    for the corpus's share of tunes in strains, where a fixed weight is traded away late in a run and a hard gate
+    puts every tune in strains (README). The reward needs a positive weight and must not be a gate. Empty: off."""
     dense_coef: Annotated[float, Range(0)] = 0.5
     """Weight of the dense credit (AbcCompositionEnv's `info["dense"]`): each reward's per-position credit (-1
     where the first syntax problem arises, where abc2midi's first error points, at each wrong bar, at each note
@@ -114,6 +120,17 @@ class FinetuneConfig(Checked):
     wandb_project: str = "rlmusic"
     """Weights & Biases project used with --wandb."""
 
+    def __post_init__(self):
+        super().__post_init__()
+        gates = parse_gates(self.gate)
+        for name, target in self.reward_targets.items():
+            if name in gates:
+                raise FieldError(f"reward_targets.{name}", "a gate's weight is not adapted; target a reward")
+            if not self.rewards.get(name, 0) > 0:
+                raise FieldError(f"reward_targets.{name}", "needs a positive weight in rewards (the weight is adapted)")
+            if not isinstance(target, (int, float)) or not 0 < target <= 1:
+                raise FieldError(f"reward_targets.{name}", f"the target mean must be in (0, 1], got {target!r}")
+
 
 KL_ADAPT_RATE = 0.5  # beta changes by at most 10 % per iteration (error clipped to +-0.2, as Ziegler et al.)
 
@@ -123,6 +140,12 @@ def adapt_beta(beta: float, kl: float, target: float, floor: float = 0.0) -> flo
     never below `floor`."""
     error = min(max(kl / target - 1.0, -0.2), 0.2)
     return max(floor, beta * (1.0 + KL_ADAPT_RATE * error))
+
+
+def adapt_weight(weight: float, mean: float, target: float) -> float:
+    """Proportional control of a reward's weight toward `target` mean score: up while below it, down above."""
+    error = min(max(1.0 - mean / target, -0.2), 0.2)
+    return weight * (1.0 + KL_ADAPT_RATE * error)
 
 
 def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarray:
@@ -201,9 +224,14 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
     beta = tf.Variable(cfg.beta, dtype=tf.float64)  # adapted with kl_target; saved so a resume continues it
     objects = dict(model=policy_model, value_net=value_net, optimizer=optimizer, iteration=iteration,
                    kl_beta=beta)
+    targets = list(cfg.reward_targets)  # their adapted weights, saved so a resume continues them
+    if targets:
+        objects["reward_weights"] = tf.Variable([float(cfg.rewards[n]) for n in targets], dtype=tf.float64)
     if resuming:
         run.restore_newest(log=log, partial=True, **objects)
         log(f"resuming from iteration {int(iteration.numpy())} in {run.path}")
+    for name, w in zip(targets, objects["reward_weights"].numpy() if targets else ()):
+        mix.weights[name] = float(w)  # the environments score with this same mix
     run.truncate_metrics(int(iteration.numpy()))
     ptx_batches = ptx = None
     if cfg.ptx_coef > 0:
@@ -245,6 +273,13 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
                 raise UserError(f"loss became {loss} at iteration {it}; lower learning_rate")
             if cfg.kl_target > 0:
                 beta.assign(adapt_beta(float(beta.numpy()), kl, cfg.kl_target, min(cfg.beta_min, cfg.beta)))
+            for name in targets:
+                row[f"weights/{name}"] = mix.weights[name]  # the weight these tunes were scored with
+                if row.get(f"rewards/{name}") is not None:
+                    mix.weights[name] = adapt_weight(mix.weights[name], row[f"rewards/{name}"],
+                                                     cfg.reward_targets[name])
+            if targets:
+                objects["reward_weights"].assign([mix.weights[n] for n in targets])
             logger.log(row)
             bar.update(1)
             bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{kl:.3f}")

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import cli
 from rlmusic._tf import tf
-from rlmusic.finetune import FinetuneConfig, adapt_beta, run_finetune
+from rlmusic.finetune import FinetuneConfig, adapt_beta, adapt_weight, run_finetune
 from rlmusic.learner import make_agent
 from rlmusic.rollouts import Rollouts
 from rlmusic.model import ModelConfig, build_model
@@ -152,6 +152,45 @@ def test_beta_falls_under_its_kl_target_down_to_the_floor(tmp_path):
     np.testing.assert_allclose(betas[0.1, 0.0], [0.1 * 0.9 ** i for i in range(6)], rtol=1e-6)
     np.testing.assert_allclose(betas[0.1, 0.08], [0.1, 0.09, 0.081, 0.08, 0.08, 0.08], rtol=1e-6)
     assert betas[0.0, 0.08] == [0.0] * 6  # beta 0 asks for no KL penalty: the floor does not add one
+
+
+@pytest.mark.parametrize("weight,mean,target,expected", [
+    (2.0, 0.2, 0.4, 2.2),     # half the target: the largest step up, +10 %
+    (2.0, 0.38, 0.4, 2.05),   # 5 % below: +2.5 %
+    (2.0, 0.4, 0.4, 2.0),     # on target: unchanged
+    (2.0, 0.9, 0.4, 1.8),     # far above: the largest step down, -10 %
+])
+def test_a_targeted_reward_weight_follows_its_mean(weight, mean, target, expected):
+    assert adapt_weight(weight, mean, target) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("targets,gate,message", [
+    ({"form": 0.4}, "valid,form@0.5", "config key reward_targets.form: a gate's weight is not adapted"),
+    ({"strains": 0.4}, "valid", "config key reward_targets.strains: needs a positive weight in rewards"),
+    ({"form": 1.5}, "valid", "config key reward_targets.form: the target mean must be in (0, 1], got 1.5"),
+    ({"form": 0.0}, "valid", "the target mean must be in (0, 1], got 0.0"),
+])
+def test_reward_targets_are_checked_when_built(targets, gate, message):
+    from rlmusic.config import FieldError
+
+    with pytest.raises(FieldError) as err:
+        FinetuneConfig(rewards={"valid": 1.0, "form": 2.0}, gate=gate, reward_targets=targets)
+    assert message in str(err.value)
+
+
+def test_a_targeted_weight_is_adapted_logged_and_resumed(tmp_path):
+    """share_of_a's mean sits far below a target of 1: its weight rises 10 % per iteration, scores the next
+    iteration's tunes with it, and a resumed run continues from the saved weight, not the configured one."""
+    pre = make_toy_run(tmp_path / "pre")
+    common = dict(rewards={"toy_rewards:share_of_a": 1.0}, gate="", reward_targets={"toy_rewards:share_of_a": 1.0},
+                  ptx_coef=0.0, tunes_per_iteration=4, max_length=8, checkpoint_every=2)
+    out = run_finetune(FinetuneConfig(iterations=2, **common), pre, tmp_path / "ft", log=lambda m: None)
+    out = run_finetune(FinetuneConfig(iterations=4, **common), pre, out, log=lambda m: None)
+    rows = RunDir(out).read_metrics()
+    weights = [r["weights/toy_rewards:share_of_a"] for r in rows]
+    np.testing.assert_allclose(weights, [1.0, 1.1, 1.21, 1.331], rtol=1e-6)
+    # the reward logged is the total with the weight of its iteration
+    assert rows[2]["reward"] == pytest.approx(1.21 * rows[2]["rewards/toy_rewards:share_of_a"], rel=1e-5)
 
 
 def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
