@@ -43,9 +43,9 @@ class FinetuneConfig(Checked):
     reward_targets: dict[str, float] = field(default_factory=dict)
     """Reward name -> the mean score over an iteration's tunes to hold it at: after every iteration that reward's
     weight is adapted as beta is to kl_target (up to +-10 % per iteration), raised while the tunes score below the
-    target and lowered above it. For what the tradition has in a proportion, not in every tune: `form: 0.5` asks
-    for the corpus's share of tunes in strains, where a fixed weight is traded away late in a run and a hard gate
-    puts every tune in strains (README). The reward needs a positive weight and must not be a gate. Empty: off."""
+    target and lowered above it. For what the tradition has in a proportion, not in every tune: `form: 0.36` asks
+    for the corpus's mean form score, where a fixed weight is traded away late in a run and a hard gate puts
+    nearly every tune in strains (README). The reward needs a positive weight and must not be a gate. Empty: off."""
     dense_coef: Annotated[float, Range(0)] = 0.5
     """Weight of the dense credit (AbcCompositionEnv's `info["dense"]`): each reward's per-position credit (-1
     where the first syntax problem arises, where abc2midi's first error points, at each wrong bar, at each note
