@@ -166,7 +166,8 @@ def plot_trade(columns: dict[str, list[dict]], path: Path) -> None:
             ax.axhspan(np.mean(real) - 0.05, np.mean(real) + 0.05, color="tab:green", alpha=0.15,
                        label="corpus +- 0.05")
         for name, rows in columns.items():
-            pts = [(r["valid_rate"], r[key]) for r in rows if r.get("valid_rate") is not None and r.get(key) is not None]
+            pts = [(r["valid_rate"], r[key]) for r in rows
+                   if r.get("valid_rate") is not None and r.get(key) is not None]
             if name == "corpus" or not pts:
                 continue
             x, y = np.array(pts).T
