@@ -154,7 +154,12 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
 
 def _padded_batches(vocab, tunes: list[str], batch: int = 32):
     """Batches of (ids [B, T+1], mask [B, T]) for scoring; each tune is preceded by the end of the one before."""
-    texts = ["\n\n" + t + "\n\n" for t in tunes]
+    yield from _batches(vocab, ["\n\n" + t + "\n\n" for t in tunes], 1, batch)
+
+
+def _batches(vocab, texts: list[str], first: int, batch: int = 32):
+    """Batches of (ids [B, T+1], mask [B, T]): the mask holds the predictions of each text's characters from
+    index `first` + 1 to its end."""
     for i in range(0, len(texts), batch):
         chunk = texts[i:i + batch]
         width = max(len(t) for t in chunk)
@@ -162,7 +167,7 @@ def _padded_batches(vocab, tunes: list[str], batch: int = 32):
         mask = np.zeros((len(chunk), width - 1), np.float32)
         for r, t in enumerate(chunk):
             ids[r, :len(t)] = vocab.encode(t)
-            mask[r, 1:len(t) - 1] = 1.0  # predict every char of the tune and its closing blank line
+            mask[r, first:len(t) - 1] = 1.0
         yield ids, mask
 
 
@@ -191,17 +196,11 @@ def kl_to_reference(model, reference, vocab, tunes: list[str], primer: str = DEF
     never writes from, where it can differ from the reference by nats on characters it did not choose."""
     from rlmusic._tf import tf
 
+    if any(not t.startswith(primer) for t in tunes):
+        raise ValueError(f"kl_to_reference: a tune does not start with the primer {primer!r}")
     total = count = 0.0
-    for i in range(0, len(tunes), 32):
-        texts = [t + "\n\n" for t in tunes[i:i + 32]]
-        width = max(len(t) for t in texts)
-        ids = np.zeros((len(texts), width), np.int32)
-        mask = np.zeros((len(texts), width - 1), np.float32)
-        for r, t in enumerate(texts):
-            if not t.startswith(primer):
-                raise ValueError(f"kl_to_reference: a tune does not start with the primer {primer!r}")
-            ids[r, :len(t)] = vocab.encode(t)
-            mask[r, len(primer) - 1:len(t) - 1] = 1.0  # the predictions of the characters after the primer
+    # the predictions from the primer's last character on: the characters after the primer, and the blank line
+    for ids, mask in _batches(vocab, [t + "\n\n" for t in tunes], len(primer) - 1):
         lp = tf.nn.log_softmax(model(ids[:, :-1])[0], -1)
         lq = tf.nn.log_softmax(reference(ids[:, :-1])[0], -1)
         kl = tf.reduce_sum(tf.exp(lp) * (lp - lq), -1).numpy()
