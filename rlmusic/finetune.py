@@ -46,6 +46,18 @@ class FinetuneConfig(Checked):
     target and lowered above it. For what the tradition has in a proportion, not in every tune: `form: 0.36` asks
     for the corpus's mean form score, where a fixed weight is traded away late in a run and a hard gate puts
     nearly every tune in strains (README). The reward needs a positive weight and must not be a gate. Empty: off."""
+    target_control: Literal["ratio", "pi"] = "ratio"
+    """How reward_targets adapt a weight. "ratio": multiplied by up to +-10 % per iteration, as beta (measured on
+    form: it winds up 12x while the policy lags, then overshoots, README). "pi": the weight is a Lagrange
+    multiplier under proportional-integral control (PID Lagrangian, Stooke et al. 2020): w0 x (1 + target_kp x e +
+    target_ki x sum of e), e = (target - mean) / target clipped to +-1, w0 the weight in rewards, the integral
+    term held within +-10 (anti-windup). It goes below 0: a mean above target is pushed back, not only no
+    longer pushed up."""
+    target_kp: Annotated[float, Range(0)] = 4.0
+    """"pi": the proportional gain (per unit of relative error, in units of the configured weight)."""
+    target_ki: Annotated[float, Range(0)] = 1.0
+    """"pi": the integral gain (per unit of summed relative error; 1.0: a mean 10 % under target for 10
+    iterations adds the configured weight once)."""
     dense_coef: Annotated[float, Range(0)] = 0.5
     """Weight of the dense credit (AbcCompositionEnv's `info["dense"]`): each reward's per-position credit (-1
     where the first syntax problem arises, where abc2midi's first error points, at each wrong bar, at each note
@@ -148,6 +160,20 @@ def adapt_weight(weight: float, mean: float, target: float) -> float:
     return weight * (1.0 + KL_ADAPT_RATE * error)
 
 
+PI_WINDUP = 10.0  # the integral term's bound, in units of the configured weight
+
+
+def pi_weight(w0: float, mean: float, target: float, integral: float, kp: float, ki: float) -> tuple[float, float]:
+    """Proportional-integral control of a reward's weight (a Lagrange multiplier on `mean == target`): returns the
+    next weight and the next integral of the relative error. The integral stops where ki x integral reaches
+    +-PI_WINDUP, so a long lag does not leave a weight that takes as long to unwind."""
+    error = min(max(1.0 - mean / target, -1.0), 1.0)
+    integral += error
+    if ki > 0:
+        integral = min(max(integral, -PI_WINDUP / ki), PI_WINDUP / ki)
+    return w0 * (1.0 + kp * error + ki * integral), integral
+
+
 def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarray:
     """The encoded text of the real tunes for the supervised loss (see FinetuneConfig.ptx_data)."""
     from rlmusic.corpus import join_tunes, load_corpus
@@ -227,6 +253,7 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
     targets = list(cfg.reward_targets)  # their adapted weights, saved so a resume continues them
     if targets:
         objects["reward_weights"] = tf.Variable([float(cfg.rewards[n]) for n in targets], dtype=tf.float64)
+        objects["reward_integrals"] = tf.Variable([0.0] * len(targets), dtype=tf.float64)  # target_control pi
     if resuming:
         run.restore_newest(log=log, partial=True, **objects)
         log(f"resuming from iteration {int(iteration.numpy())} in {run.path}")
@@ -273,13 +300,8 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
                 raise UserError(f"loss became {loss} at iteration {it}; lower learning_rate")
             if cfg.kl_target > 0:
                 beta.assign(adapt_beta(float(beta.numpy()), kl, cfg.kl_target, min(cfg.beta_min, cfg.beta)))
-            for name in targets:
-                row[f"weights/{name}"] = mix.weights[name]  # the weight these tunes were scored with
-                if row.get(f"rewards/{name}") is not None:
-                    mix.weights[name] = adapt_weight(mix.weights[name], row[f"rewards/{name}"],
-                                                     cfg.reward_targets[name])
             if targets:
-                objects["reward_weights"].assign([mix.weights[n] for n in targets])
+                adapt_targets(cfg, mix, row, objects)
             logger.log(row)
             bar.update(1)
             bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{kl:.3f}")
@@ -295,6 +317,25 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
     finally:
         logger.close()
     return run.path
+
+
+def adapt_targets(cfg: FinetuneConfig, mix: RewardMix, row: dict, objects: dict) -> None:
+    """Log each targeted reward's weight (the one this iteration's tunes were scored with) in `row`, then adapt it
+    to the iteration's mean score by cfg.target_control; the weights and integrals are kept in `objects`, so a
+    checkpoint carries them."""
+    integrals = objects["reward_integrals"].numpy().tolist()
+    for i, (name, target) in enumerate(cfg.reward_targets.items()):
+        row[f"weights/{name}"] = mix.weights[name]
+        mean = row.get(f"rewards/{name}")
+        if mean is None:
+            continue
+        if cfg.target_control == "pi":
+            mix.weights[name], integrals[i] = pi_weight(float(cfg.rewards[name]), mean, target, integrals[i],
+                                                        cfg.target_kp, cfg.target_ki)
+        else:
+            mix.weights[name] = adapt_weight(mix.weights[name], mean, target)
+    objects["reward_weights"].assign([mix.weights[n] for n in cfg.reward_targets])
+    objects["reward_integrals"].assign(integrals)
 
 
 def iteration_row(it: int, finished: list[dict], mix: RewardMix, **numbers) -> dict:

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import cli
 from rlmusic._tf import tf
-from rlmusic.finetune import FinetuneConfig, adapt_beta, adapt_weight, run_finetune
+from rlmusic.finetune import FinetuneConfig, adapt_beta, adapt_weight, pi_weight, run_finetune
 from rlmusic.learner import make_agent
 from rlmusic.rollouts import Rollouts
 from rlmusic.model import ModelConfig, build_model
@@ -164,6 +164,19 @@ def test_a_targeted_reward_weight_follows_its_mean(weight, mean, target, expecte
     assert adapt_weight(weight, mean, target) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("mean,integral,kp,ki,expected", [
+    (0.36, 0.0, 4.0, 1.0, (2.0, 0.0)),      # on target, nothing summed: the configured weight
+    (0.324, 0.0, 4.0, 1.0, (3.0, 0.1)),     # 10 % short: 2 x (1 + 0.4 + 0.1)
+    (0.324, 2.0, 4.0, 1.0, (7.0, 2.1)),     # the same after a long shortfall: the integral carries it
+    (0.54, 0.0, 4.0, 1.0, (-3.0, -0.5)),    # 50 % over: below 0, form is pushed back
+    (0.0, 9.5, 0.0, 1.0, (22.0, 10.0)),     # the integral stops at 10 / ki (anti-windup): 2 x (1 + 10)
+    (1.0, -9.8, 0.0, 2.0, (-18.0, -5.0)),   # the error is clipped to -1, the integral to -10 / ki = -5
+])
+def test_a_pi_controlled_weight_is_a_bounded_multiplier(mean, integral, kp, ki, expected):
+    weight, summed = pi_weight(2.0, mean, 0.36, integral, kp, ki)
+    assert (weight, summed) == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("targets,gate,message", [
     ({"form": 0.4}, "valid,form@0.5", "config key reward_targets.form: a gate's weight is not adapted"),
     ({"strains": 0.4}, "valid", "config key reward_targets.strains: needs a positive weight in rewards"),
@@ -191,6 +204,23 @@ def test_a_targeted_weight_is_adapted_logged_and_resumed(tmp_path):
     np.testing.assert_allclose(weights, [1.0, 1.1, 1.21, 1.331], rtol=1e-6)
     # the reward logged is the total with the weight of its iteration
     assert rows[2]["reward"] == pytest.approx(1.21 * rows[2]["rewards/toy_rewards:share_of_a"], rel=1e-5)
+
+
+def test_a_pi_controlled_weight_resumes_with_its_integral(tmp_path):
+    """Under target_control pi the integral of the shortfall is saved with the weights: a run resumed after two
+    iterations continues the sum, so its weights equal those of an uninterrupted run's formula."""
+    pre = make_toy_run(tmp_path / "pre")
+    common = dict(rewards={"toy_rewards:share_of_a": 1.0}, gate="", reward_targets={"toy_rewards:share_of_a": 1.0},
+                  target_control="pi", target_kp=0.5, target_ki=0.25, ptx_coef=0.0, tunes_per_iteration=4,
+                  max_length=8, checkpoint_every=2)
+    out = run_finetune(FinetuneConfig(iterations=2, **common), pre, tmp_path / "ft", log=lambda m: None)
+    out = run_finetune(FinetuneConfig(iterations=4, **common), pre, out, log=lambda m: None)
+    rows = RunDir(out).read_metrics()
+    weights = [r["weights/toy_rewards:share_of_a"] for r in rows]
+    errors = [1.0 - r["rewards/toy_rewards:share_of_a"] for r in rows]  # target 1: the relative error
+    expected = [1.0] + [1.0 + 0.5 * errors[i] + 0.25 * sum(errors[:i + 1]) for i in range(3)]
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+    assert weights[3] > weights[1]  # the sum kept growing across the resume (a reset would have dropped it)
 
 
 def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
