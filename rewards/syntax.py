@@ -218,6 +218,36 @@ def form(tunes: list[str], **context) -> list[float]:
     return out
 
 
+@register("two_strains")
+def two_strains(tunes: list[str], **context) -> list[float]:
+    """1.0 when the tune has two or more sections of at least 4 bars (the sections `form` counts), else 0.0.
+
+    Why: all or nothing per tune, so its mean over an iteration is the share of tunes in strains, the proportion
+    `evaluate`'s two_strain_tunes reports (32 % of the corpus): the quantity to hold with `reward_targets`. A target
+    on `form`'s graded mean holds the mean, not the share: the policy learns tunes with part of the credit where the
+    corpus is bimodal, in strains or not (README: form_pi). Example: `|:8 bars:||:8 bars:|` -> 1.0; two 5-bar
+    sections between double bars -> 1.0; one repeated 8-bar strain -> 0.0; two 2-bar sections -> 0.0.
+    """
+    from rlmusic.structure import strains
+
+    return [float(sum(1 for st in strains(s, t) if len(st) >= FORM_SECTION_BARS) >= 2)
+            for s, t in zip(scans_of(tunes, context), tunes)]
+
+
+@register("repeat_signs")
+def repeat_signs(tunes: list[str], **context) -> list[float]:
+    """1.0 when the body has a repeat sign (`|:`, `:|` or `::`), else 0.0.
+
+    Why: its mean is `evaluate`'s repeat_sign_tunes (23 % of the corpus). With `reward_targets` under
+    `target_control: pi` its weight goes below 0 when the tunes repeat more than the corpus does: the rewards for
+    form otherwise overshoot into repeat signs on nearly every tune (README: form_gate, form_pi at 120 iterations).
+    Example: `|:DFAF:|` -> 1.0; `DFAF||` -> 0.0; a `:` in a header -> 0.0.
+    """
+    from rlmusic.structure import has_repeat_signs
+
+    return [float(has_repeat_signs(t)) for t in tunes]
+
+
 @register("answers")
 def answers(tunes: list[str], **context) -> list[float | None]:
     """1.0 when the second strain answers the first, else 0.0; None with fewer than two strains.
