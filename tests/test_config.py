@@ -101,9 +101,12 @@ def test_every_finetune_preset_loads_and_names_real_rewards():
     from rlmusic.finetune import FinetuneConfig
     from rlmusic.rewards import get
 
-    presets = sorted((Path(__file__).resolve().parents[1] / "configs" / "finetune").glob("*.yaml"))
+    root = Path(__file__).resolve().parents[1]
+    presets = sorted((root / "configs" / "finetune").glob("*.yaml"))
     assert {"default", "tiny", "sequence_tutor"} <= {p.stem for p in presets}
-    for p in presets:
+    designs = sorted((root / "benchmarks" / "presets").glob("*.yaml"))  # the reward designs the README measures
+    assert {"form_soft", "form_pi", "form_share"} <= {p.stem for p in designs}
+    for p in presets + designs:
         cfg = config.load(FinetuneConfig, p)
         for name in cfg.rewards:
             get(name)
