@@ -13,7 +13,9 @@ beta), the mean over its seeds with their range as a band. `--resume-to N` also 
 (`OUT/PRESET-seedS-toN`) to N iterations and evaluates it beside the run it continues, as the column
 `PRESET@N`: a design that holds its gains when trained longer, or collapses late (`--resume-only STEM ...`:
 only those presets). `--trade-plot FILE.png` draws form against validity per column (two-strain tunes and tunes
-with repeat signs against the valid share, mean +- std), the corpus's form +- 0.05 as a band.
+with repeat signs against the valid share, mean +- std), the corpus's form +- 0.05 as a band. `--targets-plot
+FILE.png` draws, for every reward a preset holds at a target, its mean per iteration against the target and its
+weight (the longest run of each seed).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def main() -> None:
     ap.add_argument("--resume-only", nargs="+", metavar="STEM",
                     help="with --resume-to: continue only these presets (file stems, e.g. form_soft)")
     ap.add_argument("--trade-plot", help="PNG of form against validity per column, mean +- std over the seeds")
+    ap.add_argument("--targets-plot", help="PNG of each reward_targets reward per iteration, its target and weight")
     args = ap.parse_args()
     stems = [Path(p).stem for p in args.presets]
     if args.resume_only and (not args.resume_to or set(args.resume_only) - set(stems)):
@@ -73,6 +76,7 @@ def main() -> None:
     base: list[dict] = []
     corpus: list[dict] = []
     run_dirs: dict[str, list[Path]] = {}
+    longest: dict[str, list[Path]] = {}  # each design's longest runs (the continued copy, if any): --targets-plot
     for seed in args.seeds:
         runs, labels = [], []
         for preset in args.presets:
@@ -82,12 +86,14 @@ def main() -> None:
             runs.append(out)
             labels.append(stem)
             run_dirs.setdefault(stem, []).append(out)
+            longest.setdefault(stem, []).append(out)
             if args.resume_to and (not args.resume_only or stem in args.resume_only):
                 longer = Path(args.out) / f"{stem}-seed{seed}-to{args.resume_to}"
                 if not longer.exists():
                     shutil.copytree(out, longer)
                 finetune(pretrained, preset, longer, [f"seed={seed}", *args.set, f"iterations={args.resume_to}"])
                 runs.append(longer)
+                longest[stem][-1] = longer
                 labels.append(f"{stem}@{args.resume_to}")
         columns = evaluate_runs([pretrained, *runs], pretrained, args.data, args.num, seed)
         names = [n for n in columns if n != "corpus"]
@@ -115,6 +121,8 @@ def main() -> None:
         plot_curves(run_dirs, Path(args.plot))
     if args.trade_plot:
         plot_trade({"corpus": corpus, "pretrained": base, **results}, Path(args.trade_plot))
+    if args.targets_plot:
+        plot_targets(longest, Path(args.targets_plot))
 
 
 def finetune(pretrained: Path, preset: str, out: Path, sets: list[str]) -> None:
@@ -149,6 +157,41 @@ def plot_curves(run_dirs: dict[str, list[Path]], path: Path) -> None:
     axes[0].legend(fontsize=8)
     atomic_write_bytes(path, figure_png(fig, dpi=90))
 
+
+def plot_targets(run_dirs: dict[str, list[Path]], path: Path) -> None:
+    """For every reward a design holds at a target (`reward_targets` in its runs' config.yaml): the iteration's
+    mean score with the target dashed, and the weight it was scored with; mean over seeds, range shaded. Designs
+    without targets are left out; with none at all, an error says so."""
+    import yaml
+
+    from rlmusic.rundir import atomic_write_bytes
+    from rlmusic.runlog import figure_png, new_figure
+
+    panels = []  # (design, reward, target, rows per seed)
+    for design, dirs in run_dirs.items():
+        targets = yaml.safe_load((dirs[0] / "config.yaml").read_text()).get("reward_targets") or {}
+        rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in dirs]
+        panels += [(design, name, target, rows) for name, target in targets.items()]
+    if not panels:
+        raise SystemExit(f"--targets-plot: no preset among {', '.join(run_dirs)} sets reward_targets")
+    fig = new_figure((9, 2.6 * len(panels)))
+    axes = np.array(fig.subplots(len(panels), 2)).reshape(len(panels), 2)
+    for (design, name, target, rows), (score_ax, weight_ax) in zip(panels, axes):
+        n = min(len(r) for r in rows)
+        steps = np.arange(1, n + 1)
+        for ax, key in ((score_ax, f"rewards/{name}"), (weight_ax, f"weights/{name}")):
+            values = np.array([[row.get(key, np.nan) for row in r[:n]] for r in rows], dtype=float)
+            line, = ax.plot(steps, np.nanmean(values, axis=0), label=f"{design} ({len(rows)} seeds)")
+            ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(),
+                            alpha=0.2)
+            ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+        score_ax.axhline(target, color="k", linestyle="--", linewidth=1, label=f"target {target}")
+        score_ax.set_title(f"{design}: mean {name} of the iteration's tunes", fontsize=9)
+        weight_ax.axhline(0, color="k", linewidth=0.5)
+        weight_ax.set_title(f"{design}: weight of {name}", fontsize=9)
+        score_ax.legend(fontsize=7)
+    atomic_write_bytes(path, figure_png(fig, dpi=90))
 
 
 def plot_trade(columns: dict[str, list[dict]], path: Path) -> None:

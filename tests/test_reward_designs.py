@@ -18,8 +18,10 @@ def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, 
     other = tmp_path / "other.yaml"  # a second design: the tiny preset under another name
     other.write_text((ROOT / "configs" / "finetune" / "tiny.yaml").read_text())
     proc = designs("--presets", "tiny", other, "--seeds", "0", "--checkpoint", tiny_run, "--data", data_dir,
-                   "--num", 4, "--out", out, "--set", "ptx_coef=0", "--resume-to", 4, "--resume-only", "tiny",
-                   "--json", tmp_path / "d.json", "--trade-plot", tmp_path / "trade.png")
+                   "--num", 4, "--out", out, "--set", "ptx_coef=0", "--set", "reward_targets.tonic_start_end=0.5",
+                   "--set", "target_control=pi", "--resume-to", 4, "--resume-only", "tiny",
+                   "--json", tmp_path / "d.json", "--trade-plot", tmp_path / "trade.png",
+                   "--targets-plot", tmp_path / "targets.png")
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = {d.name: [json.loads(line)["step"] for line in (d / "metrics.jsonl").read_text().splitlines()]
              for d in out.iterdir()}
@@ -33,6 +35,14 @@ def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, 
     header = [line for line in proc.stdout.splitlines() if line.startswith("| metric")][-1]
     assert header.split("|")[1:-1] == [" metric ", " corpus ", " pretrained ", " tiny ", " tiny@4 ", " other "]
     assert (tmp_path / "trade.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one row of panels per design holding a target, drawn from its longest run (tiny's copy has 4 iterations)
+    from PIL import Image
+
+    with Image.open(tmp_path / "targets.png") as im:
+        assert im.size[1] == round(2 * 2.6 * 90)
+    weights = [json.loads(line).get("weights/tonic_start_end")
+               for line in (out / "tiny-seed0-to4" / "metrics.jsonl").read_text().splitlines()]
+    assert weights[0] == 0.5 and len(set(weights)) > 1  # logged, and adapted by the controller
 
 
 def test_resume_only_names_a_preset(tmp_path):
