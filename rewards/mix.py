@@ -87,12 +87,13 @@ class RewardMix:
     def total(self, scores: dict[str, float | None]) -> float:
         """The weighted sum of one tune's scores, the non-gate ones scaled by the product of the gates' factors
         (a hard gate's score; a soft one's floor + (1 - floor) x score). A gate scoring None (abc2midi where it is
-        not installed) does not apply and lets the tune pass."""
+        not installed) does not apply and lets the tune pass. A reward weighted below 0 is a charge, not scaled:
+        the gates scale what a tune earns, and a charge they scaled would be escaped by breaking the tune."""
         gate = 1.0
         for g, floor in self.floors.items():
             if scores[g] is not None:
                 gate *= floor + (1.0 - floor) * scores[g]
-        return sum(self.weights[n] * v * (1.0 if n in self.floors else gate)
+        return sum(self.weights[n] * v * (1.0 if n in self.floors or self.weights[n] < 0 else gate)
                    for n, v in scores.items() if v is not None)
 
     @property

@@ -40,6 +40,14 @@ TUNE = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\nDFA dAF|DFA d2A|FED E2F|D4 z4|"
     ({"in_key": 1.0}, "valid,form@0.5", {"in_key": 1.0, "valid": 0.0, "form": 1.0}, 0.0),
     # floor 0 is the hard gate
     ({"in_key": 1.0}, "form@0", {"in_key": 1.0, "form": 0.25}, 0.25),
+    # a negative weight is a charge the gate does not lift: an invalid tune with repeat signs pays it in full, or
+    # breaking the tune would be the way to escape it (a reward_targets weight below 0 did this, README)
+    ({"in_key": 1.0, "repeat_signs": -2.0}, "valid", {"in_key": 1.0, "valid": 0.0, "repeat_signs": 1.0}, -2.0),
+    # ... and a valid one pays the same, while what it earns is scaled by the gates as before
+    ({"in_key": 1.0, "repeat_signs": -2.0}, "valid,form@0.5",
+     {"in_key": 1.0, "valid": 1.0, "form": 0.0, "repeat_signs": 1.0}, 0.5 - 2.0),
+    # a positive weight on a negative score (leaps_resolved is in [-1, 1]) is still scaled by the gates
+    ({"leaps_resolved": 1.0}, "valid", {"leaps_resolved": -1.0, "valid": 0.0}, 0.0),
 ])
 def test_total(weights, gates, scores, expected):
     assert RewardMix(weights, gates=gates).total(scores) == pytest.approx(expected)
