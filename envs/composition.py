@@ -52,7 +52,8 @@ class AbcCompositionEnv(gym.Env):
     "valid,enough_bars" also stops it from shrinking tunes to fragments that score well on per-tune shares. A gate
     that returns None for a tune (`abc2midi`, `abc2midi_clean` where abc2midi is not installed) does not apply to
     it. A gate written `name@floor` is soft: the others are scaled by floor + (1 - floor) x its score (`form@0.5`: a
-    tune `form` scores 0 keeps half). `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
+    tune `form` scores 0 keeps half). A reward weighted below 0 is a charge the gates do not scale: an invalid tune
+    pays it too. `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
 
     ## Episode End
     Terminated when the tune ends (the agent writes a blank line: two newlines). Truncated when `max_length`
@@ -75,7 +76,7 @@ class AbcCompositionEnv(gym.Env):
       (`rlmusic.rewards.mix.RewardMix`), gates scaling the other rewards; `dense` adds `info["dense"]`.
       `DEFAULT_REWARDS` now scores `abc2midi_clean` and `form` where it scored `abc2midi` and `strains` (the
       default fine-tuning preset's rewards; pass `rewards=` for the earlier mix). Gates may be soft
-      (`name@floor`).
+      (`name@floor`). A negative weight is no longer scaled by the gates.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
