@@ -209,13 +209,17 @@ def form(tunes: list[str], **context) -> list[float]:
     earn nothing, so a `||` every two bars is no shortcut. Example: `|:8 bars:||:8 bars:|` -> 1.0; two 5-bar
     sections between double bars -> 0.5; one repeated 8-bar strain -> 0.5.
     """
-    from rlmusic.structure import proper_strains, strains
+    from rlmusic.structure import proper_strains
 
-    out = []
-    for s, t in zip(scans_of(tunes, context), tunes):
-        sections = sum(1 for st in strains(s, t) if len(st) >= FORM_SECTION_BARS)
-        out.append(0.5 * min(1.0, sections / 2) + 0.5 * min(1.0, proper_strains(s, t) / 2))
-    return out
+    return [0.5 * min(1.0, marked_sections(s, t) / 2) + 0.5 * min(1.0, proper_strains(s, t) / 2)
+            for s, t in zip(scans_of(tunes, context), tunes)]
+
+
+def marked_sections(s: Scan, text: str) -> int:
+    """Sections of at least FORM_SECTION_BARS bars holding notes, marked off by repeat signs or double bars."""
+    from rlmusic.structure import strains
+
+    return sum(1 for st in strains(s, text) if len(st) >= FORM_SECTION_BARS)
 
 
 @register("two_strains")
@@ -228,10 +232,7 @@ def two_strains(tunes: list[str], **context) -> list[float]:
     corpus is bimodal, in strains or not (README: form_pi). Example: `|:8 bars:||:8 bars:|` -> 1.0; two 5-bar
     sections between double bars -> 1.0; one repeated 8-bar strain -> 0.0; two 2-bar sections -> 0.0.
     """
-    from rlmusic.structure import strains
-
-    return [float(sum(1 for st in strains(s, t) if len(st) >= FORM_SECTION_BARS) >= 2)
-            for s, t in zip(scans_of(tunes, context), tunes)]
+    return [float(marked_sections(s, t) >= 2) for s, t in zip(scans_of(tunes, context), tunes)]
 
 
 @register("repeat_signs")
