@@ -135,6 +135,21 @@ CURVES = (("valid_rate", "valid share (scanner)", False), ("chars_per_tune", "ch
           ("kl", "KL to the pretrained model, nats/char", False), ("beta", "beta (KL coefficient)", True))
 
 
+def metrics_rows(dirs: list[Path]) -> list[list[dict]]:
+    """Each run's metrics.jsonl, a list of rows per run."""
+    return [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in dirs]
+
+
+def seed_band(ax, rows: list[list[dict]], key: str, label: str) -> None:
+    """`key` per iteration: the mean over the runs drawn as a line, their range shaded (iterations all runs have:
+    seeds may stop at different iterations, a run still going; a row without `key` is left out of the mean)."""
+    n = min(len(r) for r in rows)
+    values = np.array([[row.get(key, np.nan) for row in r[:n]] for r in rows], dtype=float)
+    steps = np.arange(1, n + 1)
+    line, = ax.plot(steps, np.nanmean(values, axis=0), label=label)
+    ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(), alpha=0.2)
+
+
 def plot_curves(run_dirs: dict[str, list[Path]], path: Path) -> None:
     """Each design's per-iteration training curves from its runs' metrics.jsonl: mean over seeds, range shaded."""
     from rlmusic.rundir import atomic_write_bytes
@@ -143,13 +158,9 @@ def plot_curves(run_dirs: dict[str, list[Path]], path: Path) -> None:
     fig = new_figure((9, 6))
     axes = fig.subplots(2, 2).ravel()
     for design, dirs in run_dirs.items():
-        rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in dirs]
-        n = min(len(r) for r in rows)  # seeds may stop at different iterations (a run still going)
+        rows = metrics_rows(dirs)
         for ax, (key, title, log_scale) in zip(axes, CURVES):
-            values = np.array([[row[key] for row in r[:n]] for r in rows], dtype=float)
-            steps = np.arange(1, n + 1)
-            line, = ax.plot(steps, values.mean(axis=0), label=f"{design} ({len(dirs)} seeds)")
-            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
+            seed_band(ax, rows, key, f"{design} ({len(dirs)} seeds)")
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("iteration")
             if log_scale:
@@ -170,20 +181,15 @@ def plot_targets(run_dirs: dict[str, list[Path]], path: Path) -> None:
     panels = []  # (design, reward, target, rows per seed)
     for design, dirs in run_dirs.items():
         targets = yaml.safe_load((dirs[0] / "config.yaml").read_text()).get("reward_targets") or {}
-        rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in dirs]
+        rows = metrics_rows(dirs)
         panels += [(design, name, target, rows) for name, target in targets.items()]
     if not panels:
         raise SystemExit(f"--targets-plot: no preset among {', '.join(run_dirs)} sets reward_targets")
     fig = new_figure((9, 2.6 * len(panels)))
     axes = np.array(fig.subplots(len(panels), 2)).reshape(len(panels), 2)
     for (design, name, target, rows), (score_ax, weight_ax) in zip(panels, axes):
-        n = min(len(r) for r in rows)
-        steps = np.arange(1, n + 1)
         for ax, key in ((score_ax, f"rewards/{name}"), (weight_ax, f"weights/{name}")):
-            values = np.array([[row.get(key, np.nan) for row in r[:n]] for r in rows], dtype=float)
-            line, = ax.plot(steps, np.nanmean(values, axis=0), label=f"{design} ({len(rows)} seeds)")
-            ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(),
-                            alpha=0.2)
+            seed_band(ax, rows, key, f"{design} ({len(rows)} seeds)")
             ax.set_xlabel("iteration")
             ax.grid(alpha=0.3)
         score_ax.axhline(target, color="k", linestyle="--", linewidth=1, label=f"target {target}")
