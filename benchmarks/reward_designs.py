@@ -15,7 +15,8 @@ beta), the mean over its seeds with their range as a band. `--resume-to N` also 
 only those presets). `--trade-plot FILE.png` draws form against validity per column (two-strain tunes and tunes
 with repeat signs against the valid share, mean +- std), the corpus's form +- 0.05 as a band. `--targets-plot
 FILE.png` draws, for every reward a preset holds at a target, its mean per iteration against the target and its
-weight (the longest run of each seed).
+weight (the longest run of each seed). Below the table, per column, the commonest first problems of the invalid
+tunes (evaluate's `invalid_reasons`, averaged over the seeds): what limits the valid share.
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ def main() -> None:
                *(cell([r.get(key) for r in rs]) for rs in results.values())]
         print("| " + " | ".join(row) + " |")
     print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); mean +- std over seeds; --num {args.num}")
+    from rlmusic.evaluate import reasons_line
+
+    for label, cols in {"corpus": corpus, "pretrained": base, **results}.items():  # what limits valid_rate
+        print(f"invalid ({label}), first problems as a share of tunes, mean over seeds: "
+              f"{reasons_line(mean_reasons(cols))}")
     if args.json:
         Path(args.json).write_text(json.dumps({"corpus": corpus, "pretrained": base, **results}, indent=2))
     if args.plot:
@@ -123,6 +129,15 @@ def main() -> None:
         plot_trade({"corpus": corpus, "pretrained": base, **results}, Path(args.trade_plot))
     if args.targets_plot:
         plot_targets(longest, Path(args.targets_plot))
+
+
+def mean_reasons(columns: list[dict]) -> dict[str, float]:
+    """evaluate's `invalid_reasons` averaged over seeds (a kind a seed did not see counts 0), commonest first."""
+    total: dict[str, float] = {}
+    for c in columns:
+        for kind, share in c.get("invalid_reasons", {}).items():
+            total[kind] = total.get(kind, 0.0) + share / len(columns)
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 
 def finetune(pretrained: Path, preset: str, out: Path, sets: list[str]) -> None:

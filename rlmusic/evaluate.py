@@ -6,6 +6,8 @@ scanner's melody notes (ties merged, chords as their top note) in the key and mo
 
     valid_rate                  share of tunes that pass the validity check (abc2midi when installed, else the
                                 scanner: headers X T M K and no problems); `valid_check` says which
+    invalid_reasons             what limits valid_rate: kind of first problem -> share of all tunes whose first
+                                problem it is (numbers in the message as N); evaluate prints the commonest
     notes_not_in_key            notes outside the key's scale / all notes
     notes_excessively_repeated  notes inside runs of more than 4 equal pitches / all notes
     starts_with_tonic           share of tunes whose first note is the tonic (any octave)
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -113,7 +116,8 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
     scans: list[Scan] = [scan(t) for t in tunes]
     melodies = [[n.pitch for n in s.melody()] for s in scans]
     total = sum(len(m) for m in melodies)
-    valid = [not p for p in validity.check_tunes(tunes, use_abc2midi)]
+    problems = validity.check_tunes(tunes, use_abc2midi)
+    valid = [not p for p in problems]
     check = validity.checker(use_abc2midi)
     not_in_key = sum(len(f) - sum(f) for f in (melody.in_key_flags(s) for s in scans))
     repeated = sum(sum(melody.repeated_flags(m)) for m in melodies)
@@ -146,10 +150,23 @@ def tune_metrics(tunes: list[str], use_abc2midi: bool = True) -> dict:
         "second_strain_answers": _ratio(sum(answers), len(answers)),
         **realness.form(tunes, scans),
         "valid_check": check,
+        "invalid_reasons": invalid_reasons(problems),
         "tunes": len(tunes),
         "mean_notes": total / len(tunes) if tunes else 0.0,
     }
     return out
+
+
+def invalid_reasons(problems: list[list[str]]) -> dict[str, float]:
+    """Kind of each invalid tune's first problem -> share of all tunes, commonest first. The kind is the message
+    with its numbers as N, so "Unrecognized character: 0" and "...: 9" are one kind."""
+    kinds = Counter(re.sub(r"\d+", "N", p[0]).strip() for p in problems if p)
+    return {k: n / len(problems) for k, n in kinds.most_common()}
+
+
+def reasons_line(reasons: dict[str, float], top: int = 5) -> str:
+    """The commonest kinds as one line: `0.043 Could not find note to be tied; 0.017 Malformed note ...`."""
+    return "; ".join(f"{share:.3f} {kind}" for kind, share in list(reasons.items())[:top]) or "none"
 
 
 def _padded_batches(vocab, tunes: list[str], batch: int = 32):
@@ -324,6 +341,9 @@ def run(opts, log=print) -> dict[str, dict]:
             for name, mean in mix.means(mix.score(tunes)).items():
                 columns[col][f"rewards/{name}"] = mean
     print(markdown_table(columns))
+    for col, metrics in columns.items():  # what limits valid_rate, where the table cannot say
+        if metrics.get("invalid_reasons"):
+            print(f"invalid ({col}), first problems as a share of tunes: {reasons_line(metrics['invalid_reasons'])}")
     if opts.json:  # one model: its metrics (the corpus' under "corpus"); several: name -> metrics
         if not results:
             payload = columns["corpus"]

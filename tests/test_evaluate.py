@@ -5,7 +5,8 @@ import json
 import pytest
 
 from conftest import TINY, cli, set_args
-from rlmusic.evaluate import METRIC_KEYS, pitch_class_entropy, scale_consistency, tune_metrics
+from rlmusic.evaluate import (METRIC_KEYS, invalid_reasons, pitch_class_entropy, reasons_line, scale_consistency,
+                              tune_metrics)
 
 H = "X:1\nT:t\nM:4/4\nL:1/8\n"
 
@@ -23,6 +24,35 @@ def test_metrics_on_hand_written_tunes():
     assert m["unique_max_note"] == 0.5  # the scale's top d appears twice; the second tune's ^c once
     assert m["autocorrelation_lag1"] > 0.5  # scales are smooth
     assert set(METRIC_KEYS) <= set(m)
+
+
+@pytest.mark.parametrize("problems, expected", [
+    # every tune valid: no reasons
+    ([[], []], {}),
+    # only the first problem of a tune counts; the share is of all tunes, valid ones included
+    ([["Could not find note to be tied", "Malformed note"], [], [], []], {"Could not find note to be tied": 0.25}),
+    # numbers become N, so one kind of message with different numbers is counted once; commonest first
+    ([["Unrecognized character: 0"], ["Unrecognized character: 93"], ["nested tuples"], []],
+     {"Unrecognized character: N": 0.5, "nested tuples": 0.25}),
+    # a missing header comes first (check_tunes puts header problems before abc2midi's)
+    ([["missing M: header", "No valid K: field"]], {"missing M: header": 1.0}),
+])
+def test_invalid_reasons(problems, expected):
+    reasons = invalid_reasons(problems)
+    assert reasons == pytest.approx(expected) and list(reasons) == list(expected)
+
+
+def test_invalid_reasons_of_hand_written_tunes_and_their_line():
+    tunes = [
+        H + "K:D\nDEFG ABcd|dcBA GFED|",  # valid
+        "X:1\nT:t\nL:1/8\nK:D\nDEFG|",  # no M: header
+        "X:1\nT:t\nL:1/8\nK:D\nDEFG|",  # the same fault: one kind, 2 of 4 tunes
+        H + "K:D\nDEFG ABcd|dcBA GFED|",
+    ]
+    m = tune_metrics(tunes, use_abc2midi=False)
+    assert m["valid_rate"] == 0.5 and m["invalid_reasons"] == {"missing M: header": 0.5}
+    assert reasons_line({"a": 0.25, "b": 0.125, "c": 0.1}, top=2) == "0.250 a; 0.125 b"
+    assert reasons_line({}) == "none"
 
 
 def test_pitch_class_entropy_and_scale_consistency():

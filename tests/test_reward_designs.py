@@ -35,6 +35,11 @@ def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, 
     header = [line for line in proc.stdout.splitlines() if line.startswith("| metric")][-1]
     assert header.split("|")[1:-1] == [" metric ", " corpus ", " pretrained ", " tiny ", " tiny@4 ", " other "]
     assert (tmp_path / "trade.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # what limits the valid share, one line per column below the table: "none" only where every tune was valid
+    limits = {line.split(")")[0][len("invalid ("):]: line.split(": ", 1)[1] for line in proc.stdout.splitlines()
+              if line.startswith("invalid (") and "mean over seeds" in line}
+    assert list(limits) == list(results)
+    assert all((limits[k] == "none") == (results[k][0]["valid_rate"] == 1.0) for k in results)
     # one row of panels per design holding a target, drawn from its longest run (tiny's copy has 4 iterations)
     from PIL import Image
 
