@@ -247,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=_number(int, 1), default=100, help="tunes sampled (and corpus tunes drawn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=_number(float, 0), default=1.0)
+    p.add_argument("--top-k", type=_number(int, 0), default=0,
+                   help="sample from the k most likely characters (0 = off), as sample does")
+    p.add_argument("--top-p", type=_number(float, 0, 1, low_open=True), default=1.0,
+                   help="nucleus sampling mass, in (0, 1] (1 = off), as sample does")
     p.add_argument("--max-length", type=_number(int, 2), default=1500)
     p.add_argument("--json", help="write the metrics here (JSON)")
     p.add_argument("--plots", help="write pitch-class and interval histograms here (PNG)")

@@ -311,7 +311,8 @@ def run(opts, log=print) -> dict[str, dict]:
 
         model, vocab, _ = load_model(checkpoint)
         sampled = [t.text for t in Sampler(model, vocab).generate(
-            opts.num, max_length=opts.max_length, temperature=opts.temperature, seed=opts.seed)]
+            opts.num, max_length=opts.max_length, temperature=opts.temperature, top_k=getattr(opts, "top_k", 0),
+            top_p=getattr(opts, "top_p", 1.0), seed=opts.seed)]
         result = tune_metrics(sampled, use_abc2midi)
         if opts.reference:
             ref_model, ref_vocab, _ = load_model(opts.reference)

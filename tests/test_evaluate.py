@@ -95,6 +95,22 @@ def test_kl_to_a_different_model_is_positive(tiny_run, data_dir, tmp_path, capsy
     assert both["tiny"]["kl_to_reference"] > 1e-5
 
 
+def test_top_k_and_top_p_reach_the_sampler(tiny_run, data_dir, tmp_path, capsys):
+    # top-k 1 is greedy: every tune the same, so 3 of 4 duplicate an earlier one; at top-k 0 a tiny model's
+    # near-uniform tunes never repeat
+    dup = {}
+    for k in (0, 1):
+        code, _, _ = cli("evaluate", "--checkpoint", tiny_run, "--data", data_dir, "--num", 4, "--max-length", 60,
+                         "--top-k", k, "--json", tmp_path / f"k{k}.json", capsys=capsys)
+        assert code == 0
+        dup[k] = json.loads((tmp_path / f"k{k}.json").read_text())["duplicate_tunes"]
+    assert dup == {0: 0.0, 1: 0.75}
+    # a nucleus of the smallest mass keeps only the likeliest character: greedy again
+    code, _, _ = cli("evaluate", "--checkpoint", tiny_run, "--data", data_dir, "--num", 4, "--max-length", 60,
+                     "--top-p", 1e-6, "--json", tmp_path / "p.json", capsys=capsys)
+    assert code == 0 and json.loads((tmp_path / "p.json").read_text())["duplicate_tunes"] == 0.75
+
+
 def test_corpus_only(data_dir, tmp_path, capsys):
     code, stdout, _ = cli("evaluate", "--data", data_dir, "--json", tmp_path / "c.json", capsys=capsys)
     # 8 test tunes: 4 are the real reference, the other 4 the baseline column judged against them
@@ -118,6 +134,7 @@ def test_data_the_model_cannot_read_gives_no_nll_not_zero(tiny_run, tmp_path, ca
     (["--data", "{d}", "--json", "{t}"], "--json {t}: is a folder; give a file name"),
     (["--checkpoint", "{r}", "--plots", "{t}"], "--plots {t}: is a folder"),
     (["--num", "0", "--data", "{d}"], "argument --num: expected a number >= 1, got 0"),
+    (["--top-p", "0", "--data", "{d}"], "argument --top-p: expected a number > 0 and <= 1, got 0.0"),
 ])
 def test_evaluate_bad_inputs(data_dir, tiny_run, tmp_path, capsys, args, message):
     fill = dict(d=data_dir, t=tmp_path, r=tiny_run)
