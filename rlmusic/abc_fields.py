@@ -85,8 +85,10 @@ def parse_meter(value: str) -> tuple[float | None, str | None]:
     m = re.match(r"^\(?([\d+]+)\)?/(\d+)$", v)
     if not m:
         return None, f"bad meter M:{value}"
-    num = sum(int(x) for x in m.group(1).split("+") if x)
-    return num / int(m.group(2)), None
+    num, den = sum(int(x) for x in m.group(1).split("+") if x), int(m.group(2))
+    if num == 0 or den == 0:  # M:3/0 would divide by zero; M:0/4 is a bar of no length
+        return None, f"bad meter M:{value}"
+    return num / den, None
 
 
 def parse_length(value: str) -> tuple[float | None, str | None]:

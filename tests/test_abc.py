@@ -74,6 +74,10 @@ PROBLEM_CASES = [
     ("unknown character", H + "K:C\nAB # c|", "character", len(H) + 4 + 3, "unexpected character '#'"),
     ("no K: field: at the end of the header", "X:1\nT:t\nM:4/4\n", "field", 14, "no K: field"),
     ("bad meter: the M: line", "X:1\nT:t\nM:four\nK:C\nA|", "field", 8, "bad meter"),
+    # a zero in the meter: once a ZeroDivisionError that stopped a fine-tuning run (M:3/0), and a bar of no length
+    ("meter over 0: the M: line", "X:1\nT:t\nM:3/0\nK:C\nA|", "field", 8, "bad meter M:3/0"),
+    ("meter of 0 beats: the M: line", "X:1\nT:t\nM:0/4\nK:C\nA|", "field", 8, "bad meter M:0/4"),
+    ("meter over 0 inline: the [M:] field", H + "K:C\nAB [M:2/0] c|", "field", len(H) + 4 + 3, "bad meter"),
     ("unknown mode: the K: line", H + "K:Dxyz\nA|", "field", len(H), "unknown mode"),
     ("bad inline key: the [K:] field", H + "K:C\nAB [K:Dxyz] c|", "field", len(H) + 4 + 3, "unknown mode"),
     ("slur left open: the end of the tune", H + "K:C\n(AB c|", "slur", len(H) + 4 + 6, "slur(s) not closed"),
@@ -119,3 +123,31 @@ def test_bar_lines_with_ending_numbers_close_their_bars():
     s = scan(H + "K:D\n|:DFAF DFAF|A2FA GFED|1 D2D2 D4:|2 D2D2 D2FA||")
     assert [b.duration for b in s.bars] == [1.0, 1.0, 1.0, 1.0]
     assert s.repeats == {"start": 1, "end": 1, "endings": 2}
+
+
+def test_no_text_makes_the_scanner_or_a_builtin_reward_raise():
+    """The environment scores whatever the policy writes: random fields (meters and lengths with zeros, keys of
+    any mode) over random bodies in the model's alphabet must give problems and scores, never an exception
+    (a ZeroDivisionError on `M:3/0` once stopped a fine-tuning run at iteration 41)."""
+    from envs.composition import default_vocab
+    from rlmusic.rewards import registry
+
+    rng = random.Random(7)
+    chars = [c for c in default_vocab().chars if c != "\n"] + ["\n"] * 8
+    bits = ["0", "1", "2", "3", "/", "//", "0/0", "3/0", "0/4", "(2+3)/8", "C|", "", "-", "'", ",", "^", "_"]
+
+    def field() -> str:
+        return "".join(rng.choice(bits) for _ in range(rng.randint(0, 3)))
+
+    tunes = []
+    for _ in range(400):
+        head = (f"X:1\nT:t\nM:{field()}\nL:{field()}\nK:{rng.choice(['C', 'Dm', 'Bbdor', 'F#', 'Hp', 'none', ''])}"
+                f"{field()}\n")
+        body = "".join(rng.choice(chars) for _ in range(rng.randint(0, 200)))
+        inline = f"[{rng.choice('MLK')}:{field()}]"
+        tunes.append(head + body[:100] + inline + body[100:])
+    for t in tunes:
+        scan(t)  # raises on a fault; problems are not faults
+    builtins = [n for n, info in registry.available().items() if info.source == "built-in"]
+    for name in set(builtins) - {"realness", "abc2midi", "abc2midi_clean"}:  # trained in the loop; one process
+        assert len(registry.score(name, tunes)) == len(tunes), name  # check_scores: one finite number or None
