@@ -1,0 +1,84 @@
+"""Where the invalid tunes are: the same models sampled at full temperature and with the tail of each step's
+distribution cut (nucleus sampling), over several seeds, one table.
+
+    python benchmarks/nucleus.py [--checkpoints pretrained runs/designs/form_soft-seed0] [--top-p 1.0 0.95 0.9]
+        [--seeds 0 1 2] [--num 200] [--data oneills1850 ryansMammoth airdsAirs essenFolksong] [--json FILE]
+
+For each seed and each `--top-p`, one `evaluate` over every checkpoint (T=1.0, `--num` tunes, against the same
+real reference tunes), so the columns of a seed share their corpus sample. The table gives, per metric, the mean
++- standard deviation over the seeds of each (checkpoint, top-p) column, and below it the commonest first
+problems of the invalid tunes. kl_to_reference is not shown: evaluate measures the model's own distribution, not
+the truncated one the tunes were drawn from (cutting a tail of mass m costs up to -ln(1 - m) nats per character).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reward_designs import SHOWN, mean_reasons  # noqa: E402  (benchmarks/ is not a package)
+
+
+def evaluate(checkpoints: list[str], data: list[str], num: int, seed: int, top_p: float) -> dict:
+    from rlmusic import evaluate as ev, validity
+
+    opts = SimpleNamespace(data=data, checkpoint=checkpoints, num=num, seed=seed, max_length=1500, temperature=1.0,
+                           top_k=0, top_p=top_p, reference=None, rewards=None, json=None, plots=None, report=None,
+                           copy_bars=4, checker=validity.resolve_checker("auto"), midi_channel=0)
+    return ev.run(opts, log=lambda m: print(m, file=sys.stderr))
+
+
+def cell(values: list) -> str:
+    import numpy as np
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return ""
+    return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoints", nargs="+", default=["pretrained"])
+    ap.add_argument("--top-p", nargs="+", type=float, default=[1.0, 0.95, 0.9])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--num", type=int, default=200)
+    ap.add_argument("--data", nargs="+", default=["oneills1850", "ryansMammoth", "airdsAirs", "essenFolksong"])
+    ap.add_argument("--json", help="write every column of every seed here")
+    args = ap.parse_args()
+    if any(not 0 < p <= 1 for p in args.top_p):
+        ap.error("--top-p: each value must be in (0, 1]")
+
+    columns: dict[str, list[dict]] = {"corpus": []}
+    for seed in args.seeds:
+        for i, top_p in enumerate(args.top_p):
+            found = evaluate(args.checkpoints, args.data, args.num, seed, top_p)
+            if i == 0:
+                columns["corpus"].append(found["corpus"])
+            for name, metrics in found.items():
+                if name != "corpus":
+                    columns.setdefault(f"{name}, top-p {top_p:g}", []).append(metrics)
+
+    shown = [k for k in SHOWN if k != "kl_to_reference"]
+    print("| metric | " + " | ".join(columns) + " |\n|---|" + "---:|" * len(columns))
+    for key in shown:
+        print(f"| {key} | " + " | ".join(cell([c.get(key) for c in cols]) for cols in columns.values()) + " |")
+    print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); mean +- std over seeds; T=1.0; "
+          f"--num {args.num}")
+    from rlmusic.evaluate import reasons_line
+
+    for label, cols in columns.items():
+        print(f"invalid ({label}), first problems as a share of tunes, mean over seeds: "
+              f"{reasons_line(mean_reasons(cols))}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(columns, indent=2))
+
+
+if __name__ == "__main__":
+    main()
