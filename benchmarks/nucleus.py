@@ -45,7 +45,8 @@ def cell(values: list) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoints", nargs="+", default=["pretrained"])
+    ap.add_argument("--checkpoints", nargs="+", default=["pretrained"], help="run directories; `pretrained`: the "
+                    "shipped model (its column is named `folk`)")
     ap.add_argument("--top-p", nargs="+", type=float, default=[1.0, 0.95, 0.9])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--num", type=int, default=200)
@@ -55,10 +56,13 @@ def main() -> None:
     if any(not 0 < p <= 1 for p in args.top_p):
         ap.error("--top-p: each value must be in (0, 1]")
 
+    from rlmusic.rundir import shipped_model
+
+    checkpoints = [shipped_model() if c == "pretrained" else Path(c) for c in args.checkpoints]
     columns: dict[str, list[dict]] = {"corpus": []}
     for seed in args.seeds:
         for i, top_p in enumerate(args.top_p):
-            found = evaluate(args.checkpoints, args.data, args.num, seed, top_p)
+            found = evaluate(checkpoints, args.data, args.num, seed, top_p)
             if i == 0:
                 columns["corpus"].append(found["corpus"])
             for name, metrics in found.items():
