@@ -17,30 +17,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reward_designs import SHOWN, mean_reasons  # noqa: E402  (benchmarks/ is not a package)
-
-
-def evaluate(checkpoints: list[str], data: list[str], num: int, seed: int, top_p: float) -> dict:
-    from rlmusic import evaluate as ev, validity
-
-    opts = SimpleNamespace(data=data, checkpoint=checkpoints, num=num, seed=seed, max_length=1500, temperature=1.0,
-                           top_k=0, top_p=top_p, reference=None, rewards=None, json=None, plots=None, report=None,
-                           copy_bars=4, checker=validity.resolve_checker("auto"), midi_channel=0)
-    return ev.run(opts, log=lambda m: print(m, file=sys.stderr))
-
-
-def cell(values: list) -> str:
-    import numpy as np
-
-    values = [v for v in values if v is not None]
-    if not values:
-        return ""
-    return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+from reward_designs import SHOWN, cell, evaluate_runs, print_reasons  # noqa: E402  (benchmarks/ is no package)
 
 
 def main() -> None:
@@ -62,7 +43,7 @@ def main() -> None:
     columns: dict[str, list[dict]] = {"corpus": []}
     for seed in args.seeds:
         for i, top_p in enumerate(args.top_p):
-            found = evaluate(checkpoints, args.data, args.num, seed, top_p)
+            found = evaluate_runs(checkpoints, None, args.data, args.num, seed, top_p)
             if i == 0:
                 columns["corpus"].append(found["corpus"])
             for name, metrics in found.items():
@@ -75,11 +56,7 @@ def main() -> None:
         print(f"| {key} | " + " | ".join(cell([c.get(key) for c in cols]) for cols in columns.values()) + " |")
     print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); mean +- std over seeds; T=1.0; "
           f"--num {args.num}")
-    from rlmusic.evaluate import reasons_line
-
-    for label, cols in columns.items():
-        print(f"invalid ({label}), first problems as a share of tunes, mean over seeds: "
-              f"{reasons_line(mean_reasons(cols))}")
+    print_reasons(columns)
     if args.json:
         Path(args.json).write_text(json.dumps(columns, indent=2))
 

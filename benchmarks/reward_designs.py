@@ -39,12 +39,13 @@ SHOWN = ("valid_rate", "repeat_sign_tunes", "two_strain_tunes", "aabb_tunes", "n
          "copies_4_bars", "kl_to_reference", "mean_notes")
 
 
-def evaluate_runs(runs: list[Path], reference_run: Path, data: list[str], num: int, seed: int) -> dict:
+def evaluate_runs(runs: list[Path], reference_run: Path | None, data: list[str], num: int, seed: int,
+                  top_p: float = 1.0) -> dict:
     from rlmusic import evaluate, validity
 
     opts = SimpleNamespace(data=data, checkpoint=runs, num=num, seed=seed, max_length=1500, temperature=1.0,
-                           reference=reference_run, rewards=None, json=None, plots=None, report=None, copy_bars=4,
-                           checker=validity.resolve_checker("auto"), midi_channel=0)
+                           top_k=0, top_p=top_p, reference=reference_run, rewards=None, json=None, plots=None,
+                           report=None, copy_bars=4, checker=validity.resolve_checker("auto"), midi_channel=0)
     return evaluate.run(opts, log=lambda m: print(m, file=sys.stderr))
 
 
@@ -103,12 +104,6 @@ def main() -> None:
             results.setdefault(label, []).append(columns[name])
         corpus.append(columns.get("corpus", {}))  # each seed's own sample of real tunes
 
-    def cell(values):
-        values = [v for v in values if v is not None]
-        if not values:
-            return ""
-        return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
-
     header = ["metric", "corpus", "pretrained", *results]
     print("| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1))
     for key in SHOWN:
@@ -116,11 +111,7 @@ def main() -> None:
                *(cell([r.get(key) for r in rs]) for rs in results.values())]
         print("| " + " | ".join(row) + " |")
     print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); mean +- std over seeds; --num {args.num}")
-    from rlmusic.evaluate import reasons_line
-
-    for label, cols in {"corpus": corpus, "pretrained": base, **results}.items():  # what limits valid_rate
-        print(f"invalid ({label}), first problems as a share of tunes, mean over seeds: "
-              f"{reasons_line(mean_reasons(cols))}")
+    print_reasons({"corpus": corpus, "pretrained": base, **results})
     if args.json:
         Path(args.json).write_text(json.dumps({"corpus": corpus, "pretrained": base, **results}, indent=2))
     if args.plot:
@@ -129,6 +120,23 @@ def main() -> None:
         plot_trade({"corpus": corpus, "pretrained": base, **results}, Path(args.trade_plot))
     if args.targets_plot:
         plot_targets(longest, Path(args.targets_plot))
+
+
+def cell(values: list) -> str:
+    """A table cell: mean +- std over the seeds (one value as it is; none measured: empty)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return ""
+    return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def print_reasons(columns: dict[str, list[dict]]) -> None:
+    """Under the table, per column, the commonest first problems of its invalid tunes: what limits valid_rate."""
+    from rlmusic.evaluate import reasons_line
+
+    for label, cols in columns.items():
+        print(f"invalid ({label}), first problems as a share of tunes, mean over seeds: "
+              f"{reasons_line(mean_reasons(cols))}")
 
 
 def mean_reasons(columns: list[dict]) -> dict[str, float]:
