@@ -67,6 +67,14 @@ class FinetuneConfig(Checked):
     """Seconds a reward may take on one batch of tunes before the run stops with an error naming it (0: none)."""
     beta: Annotated[float, Range(0)] = 0.1
     """Weight of the KL penalty to the pretrained model, per character (the start value with `kl_target`)."""
+    prior_top_p: Annotated[float, Range(0, 1, min_open=True)] = 1.0
+    """KL-control to the prior's nucleus: below 1, the prior the KL penalty measures against is (1 - prior_tail) x
+    the pretrained model's distribution cut to its top-p characters (renormalised) + prior_tail x the whole one.
+    A character from the prior's tail then costs beta x about -ln(prior_tail) more at the step that wrote it:
+    the policy learns to leave out the unlikely characters that sampling at top-p 0.95 leaves out (the invalid
+    tunes of the shipped model are mostly such slips, README). 1.0: the pretrained model itself."""
+    prior_tail: Annotated[float, Range(0, 1, min_open=True, max_open=True)] = 0.01
+    """With prior_top_p < 1: the share of the whole prior mixed into its nucleus (keeps the penalty finite)."""
     kl_target: Annotated[float, Range(0)] = 0.1
     """Adaptive KL control (Ziegler et al. 2019): if > 0, beta is adjusted after every iteration to hold the KL to
     the pretrained model near this many nats per character. 0: beta stays fixed."""

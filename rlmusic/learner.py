@@ -17,7 +17,7 @@ import numpy as np
 
 from rlmusic._tf import quiet_import, tf
 from rlmusic.errors import UserError
-from rlmusic.policy import kl_shaped_rewards, sequence_log_probs
+from rlmusic.policy import kl_shaped_rewards, nucleus_log_probs, sequence_log_probs
 from rlmusic.rollouts import tune_steps
 
 quiet_import("tf_agents")
@@ -128,8 +128,9 @@ class Learner:
         # iteration, so the compiled functions generalise them instead of retracing each time.
         self.policy_logp = tf.function(lambda o, a, s: sequence_log_probs(policy_model, o, a, s, primer_ids),
                                        reduce_retracing=True)
-        self.prior_logp = tf.function(lambda o, a, s: sequence_log_probs(prior_model, o, a, s, primer_ids)[0],
+        self.prior_logp = tf.function(lambda o, a, s: self.prior_log_probs(prior_model, o, a, s, primer_ids),
                                       reduce_retracing=True)
+        self.prior_top_p, self.prior_tail = cfg.prior_top_p, cfg.prior_tail
         if ptx is not None and not self.ppo:
             agent.ptx = ptx
         # compiled per part (advantages; one epoch) rather than as one unrolled update: a smaller graph traces
@@ -137,6 +138,13 @@ class Learner:
         self._prepare = common.function(self.prepare)
         self._epoch = common.function(self.ppo_epoch)
         self._train = common.function(agent.train)
+
+    def prior_log_probs(self, prior_model, observations, actions, step_type, primer_ids):
+        """log p_prior of the collected characters: the pretrained model's, or its nucleus' (cfg.prior_top_p)."""
+        logp, logits = sequence_log_probs(prior_model, observations, actions, step_type, primer_ids)
+        if self.prior_top_p >= 1.0:
+            return logp
+        return nucleus_log_probs(logits, actions, self.prior_top_p, self.prior_tail)
 
     @staticmethod
     def check_split(cfg, replicas: int) -> None:

@@ -10,6 +10,7 @@ primer), also in the middle of a training sequence, so tunes collected back to b
 from __future__ import annotations
 
 from rlmusic._tf import quiet_import, tf
+from rlmusic.sample import filter_logits
 
 quiet_import("tf_agents")
 import tensorflow_probability as tfp  # noqa: E402
@@ -94,6 +95,20 @@ def sequence_log_probs(model, observations, actions, step_type, primer_ids=()):
     primed = primed_state(model, tf.constant(list(primer_ids), tf.int32))
     logits, _ = _unroll(model, observations, step_type, model.initial_state(tf.shape(observations)[0]), primed)
     return -tf.nn.sparse_softmax_cross_entropy_with_logits(actions, logits), logits
+
+
+def nucleus_log_probs(logits, actions, top_p: float, tail: float):
+    """log p'(a_t) for p' = (1 - tail) x nucleus(p) + tail x p, where p = softmax(logits) [B, T, V] and
+    nucleus(p) is p cut to its smallest set of most likely characters reaching `top_p`, renormalised (the same cut
+    as sampling with --top-p). Characters outside the nucleus keep log p + log(tail)."""
+    vocab = tf.shape(logits)[-1]
+    flat = tf.reshape(logits, [-1, vocab])
+    in_nucleus = tf.reshape(filter_logits(flat, 1.0, 0, top_p) > -1e8, tf.shape(logits))
+    logp = tf.nn.log_softmax(logits)
+    mass = tf.reduce_sum(tf.where(in_nucleus, tf.exp(logp), 0.0), axis=-1)  # [B, T], in (0, 1]
+    logp_a = tf.gather(logp, actions, batch_dims=2)
+    kept = tf.gather(in_nucleus, actions, batch_dims=2)
+    return logp_a + tf.math.log(tf.where(kept, (1.0 - tail) / mass + tail, tail))
 
 
 def kl_shaped_rewards(task_rewards, logp_policy, logp_prior, beta: float):

@@ -138,6 +138,24 @@ def test_kl_penalty_holds_the_policy_near_the_prior(tmp_path):
     assert kls[1.0] < kls[0.0]
 
 
+def test_kl_control_to_the_priors_nucleus_leaves_the_tail_out(tmp_path):
+    """No task reward, only the KL penalty against the prior's nucleus (prior_top_p): at first the policy is the
+    prior, whose tail characters cost -ln(prior_tail) each, so the KL to the nucleus is large; the update moves
+    the policy into the nucleus and it falls. Against the prior itself (prior_top_p 1) it starts at 0. (discount
+    0: each character is credited with its own penalty only, so 10 small iterations show it.)"""
+    pre = make_toy_run(tmp_path / "pre")
+    kls = {}
+    for top_p in (1.0, 0.5):
+        cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 0.0}, gate="", beta=1.0, kl_target=0.0,
+                             ptx_coef=0.0, prior_top_p=top_p, prior_tail=0.01, iterations=10, discount=0.0,
+                             tunes_per_iteration=16, max_length=16, learning_rate=1e-2, checkpoint_every=100)
+        out = run_finetune(cfg, pre, tmp_path / f"ft{top_p}", log=lambda m: None)
+        kls[top_p] = [json.loads(line)["kl"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert abs(kls[1.0][0]) < 1e-4  # the policy that collected the first tunes is the prior
+    assert kls[0.5][0] > 1.0  # about half the characters are the prior's tail: ~0.5 x ln(100) = 2.3
+    assert np.mean(kls[0.5][-3:]) < 0.65 * kls[0.5][0], kls[0.5]  # measured: 1.74 -> 0.87
+
+
 def test_beta_falls_under_its_kl_target_down_to_the_floor(tmp_path):
     """A KL target far above what the run reaches: beta falls 10 % per iteration, down to beta_min, never
     below; without a floor it keeps falling; started at 0, it stays 0."""

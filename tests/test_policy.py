@@ -52,3 +52,25 @@ def test_the_primer_shapes_the_first_step():
     primed, _ = CharPolicyNetwork(model, primer_ids=[1, 2, 3]).logits(obs, st, model.initial_state(1))
     bare, _ = CharPolicyNetwork(model).logits(obs, st, model.initial_state(1))
     assert not np.allclose(primed.numpy(), bare.numpy(), atol=1e-4)
+
+
+# KL-control to the prior's nucleus: p' = (1 - tail) x nucleus(p) + tail x p.
+# p = [0.5, 0.3, 0.15, 0.05]; hand-computed p'(a) per case.
+@pytest.mark.parametrize("top_p, tail, expected", [
+    # top-p 0.8: the nucleus is {0, 1} (0.5 before the second, 0.8 before the third: not < 0.8), mass 0.8
+    (0.8, 0.01, [0.99 * 0.5 / 0.8 + 0.005, 0.99 * 0.3 / 0.8 + 0.003, 0.0015, 0.0005]),
+    # top-p 0.5: only the likeliest character (it alone reaches 0.5)
+    (0.5, 0.1, [0.9 + 0.05, 0.03, 0.015, 0.005]),
+    # top-p 0.9: all but the last (0.8 before the third, 0.95 before the last), mass 0.95
+    (0.9, 0.01, [0.99 * 0.5 / 0.95 + 0.005, 0.99 * 0.3 / 0.95 + 0.003, 0.99 * 0.15 / 0.95 + 0.0015, 0.0005]),
+    # top-p 1: everything is in the nucleus, p' = p
+    (1.0, 0.01, [0.5, 0.3, 0.15, 0.05]),
+])
+def test_nucleus_log_probs(top_p, tail, expected):
+    from rlmusic.policy import nucleus_log_probs
+
+    logits = tf.math.log(tf.constant([[[0.3, 0.05, 0.5, 0.15]] * 4]))  # one row, 4 steps, shuffled order
+    order = [2, 0, 3, 1]  # the characters by falling probability
+    got = nucleus_log_probs(logits, tf.constant([order], tf.int32), top_p, tail).numpy()[0]
+    np.testing.assert_allclose(np.exp(got), expected, rtol=1e-5)
+    assert abs(sum(expected) - 1.0) < 1e-9  # p' is a distribution
