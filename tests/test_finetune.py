@@ -264,6 +264,9 @@ def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
     (["--checkpoint", "{run}", "--set", "agent=dqn"], "config key agent: expected one of ppo, reinforce"),
     (["--checkpoint", "{run}", "--set", "rewards.toy_rewards:broken=1"], "reward toy_rewards:broken"),
     (["--checkpoint", "{run}", "--set", "gate=valid,form@2"], "gate form@2: the floor after @ must be a number"),
+    # a tail share of 1 would make the nucleus prior the prior itself; 0 an infinite penalty
+    (["--checkpoint", "{run}", "--set", "prior_tail=1"], "config key prior_tail: expected a number > 0 and < 1"),
+    (["--checkpoint", "{run}", "--set", "prior_top_p=0"], "config key prior_top_p: expected a number > 0 and <= 1"),
 ])
 def test_finetune_bad_inputs(tiny_run, tmp_path, capsys, args, message):
     args = [a.format(tmp=tmp_path, run=tiny_run) for a in args]
