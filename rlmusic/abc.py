@@ -61,7 +61,8 @@ class Bar:
     """Character offset of the bar line that closes it."""
 
 
-PROBLEM_KINDS = ("field", "chord", "slur", "tuplet", "broken_rhythm", "grace", "quote", "character", "no_notes")
+PROBLEM_KINDS = ("field", "chord", "slur", "tuplet", "broken_rhythm", "grace", "quote", "character", "tie",
+                 "no_notes")
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,12 @@ class Problem:
     kind: str
     """One of PROBLEM_KINDS: a header or inline field that does not parse (or no K:), an unbalanced or misplaced
     chord, an unbalanced slur, a bad tuplet, broken rhythm with no note before it, unclosed grace notes or quote,
-    a character ABC does not know, a tune without notes."""
+    a character ABC does not know, a tie that the next note does not continue (abc2midi's `Could not find note to
+    be tied`), a tune without notes."""
     offset: int
     """Where the problem arises: the offset of the offending character (the end of the text for what is left
-    open at the end); a dense syntax penalty is placed here."""
+    open at the end; for a tie, the note, rest or grace notes that do not continue it); a dense syntax penalty
+    is placed here."""
     message: str
 
     def __str__(self) -> str:
@@ -137,12 +140,13 @@ _TOKEN = re.compile(r"""
  |(?P<slur_open>\()
  |(?P<slur_close>\))
  |(?P<chord_open>\[)
- |(?P<chord_close>\](?P<chord_len>\d*/*\d*))
+ |(?P<chord_close>\](?P<chord_len>\d*/*\d*)(?P<chord_tie>-)?)
  |(?P<note>(?P<acc>\^\^|\^|__|_|=)?(?P<letter>[A-Ga-g])(?P<oct>[,']*)(?P<len>\d*/*\d*)(?P<tie>-)?)
  |(?P<rest>[zx](?P<rest_len>\d*/*\d*))
  |(?P<bar_rest>Z(?P<bars>\d*))
  |(?P<broken>[<>]+)
- |(?P<skip>[\s\\`y.~HLMOPSTuvJR]+|-)
+ |(?P<skip>[\s\\`y.~HLMOPSTuvJR]+)
+ |(?P<lone_tie>-)
  |(?P<other>.)
 """, re.VERBOSE)
 
@@ -214,6 +218,22 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
     slurs = 0
     seen_note_in_bar = False
     tied_from: tuple[str, int, int] | None = None  # letter, octave, alteration of a note tied to the next
+    # A tie must be continued by the next note event: each tied pitch in it, as abc2midi reads ties (it errs on
+    # `d3-|c2`, `d3- z`, `[DG]3-|G2`, a tie at the end, and places the error at the line's end, not at the tie).
+    tied: list[tuple[int, str, int]] = []  # (pitch, letter, octave) of the notes tied to the next event
+    tie_at = tie_bar = 0  # where the tied note starts, and its bar
+    last_event: list[tuple[int, str, int]] = []  # the last note or chord: `d3 -d` ties it
+
+    def continue_tie(event: list[tuple[int, str, int]], at: int, what: str) -> None:
+        """The event at `at` follows a tie: each tied pitch must be in it, by pitch, or across a bar line by letter
+        and octave (abc2midi accepts `^c-_d` and `^f-|=f`, not `^f-=f`)."""
+        nonlocal tied
+        by_letter = bar != tie_bar
+        for p, up, o in tied:
+            if not any(p == q or (by_letter and up == uq and o == oq) for q, uq, oq in event):
+                problem("tie", at, f"tie at {tie_at} not continued by the {what} at {at}")
+                break
+        tied = []
 
     def place(pitch, duration, span, tie, chord_pitches):
         nonlocal time, tuplet_left, pending_broken, seen_note_in_bar
@@ -268,6 +288,9 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
             if kind == "ending":  # `|1`, `:|2`: a bar line with an ending number (the last group matched)
                 kind = "bar"
             if kind == "skip":  # spaces and decorations: the most common token after notes
+                if tied and "~" in m.group():  # abc2midi writes a roll as notes of other pitches
+                    problem("tie", offset + m.start(), f"tie at {tie_at} followed by a roll at {offset + m.start()}")
+                    tied = []
                 continue
             a, b = offset + m.start(), offset + m.end()
             if kind == "note":
@@ -278,8 +301,16 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 tied_from = (upper, octave, alter) if tie else None
                 dur = unit * length_multiplier(length)
                 if chord is not None:
-                    chord.append((p, dur, tie))
-                elif tuplet_left or pending_broken != 1.0:
+                    chord.append((p, dur, tie, upper, octave))
+                    continue
+                last_event = [(p, upper, octave)]
+                if tied:
+                    continue_tie(last_event, a, "note")
+                if tie:
+                    tied, tie_at, tie_bar = last_event, a, bar
+                    if m.start() and line[m.start() - 1] == ".":  # `.d3-d`: abc2midi finds no note before it
+                        problem("tie", a, f"a tie after a staccato note at {a}")
+                if tuplet_left or pending_broken != 1.0:
                     place(p, dur, (a, b), tie, None)
                 else:  # the common case, inlined
                     notes.append(Note(p, dur, time, bar, time - bar_start, (a, b), tie, None))
@@ -289,9 +320,15 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 if chord is not None:
                     problem("chord", a, f"rest inside a chord at {a}")
                     continue
+                if tied:
+                    continue_tie([], a, "rest")
+                last_event = []
                 place(None, unit * length_multiplier(m.group("rest_len")), (a, b), False, None)
             elif kind == "bar_rest":
                 n = int(m.group("bars") or 1)
+                if tied:
+                    continue_tie([], a, "rest")
+                last_event = []
                 place(None, (meter or 1.0) * n, (a, b), False, None)
             elif kind == "bar":
                 if chord is not None:
@@ -321,8 +358,16 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                     chord = None
                     continue
                 mult = length_multiplier(m.group("chord_len"))
-                pitches = tuple(p for p, _, _ in chord)
-                place(max(pitches), chord[0][1] * mult, (chord_start, b), any(t for _, _, t in chord), pitches)
+                pitches = tuple(c[0] for c in chord)
+                last_event = [(p, up, o) for p, _, _, up, o in chord]
+                if tied:
+                    continue_tie(last_event, chord_start, "chord")
+                if m.group("chord_tie"):  # `[DG]-` ties every note of the chord
+                    tied, tie_at, tie_bar = last_event, chord_start, bar
+                elif any(c[2] for c in chord):  # `[D-G]` ties the D only
+                    tied, tie_at, tie_bar = [e for c, e in zip(chord, last_event) if c[2]], chord_start, bar
+                place(max(pitches), chord[0][1] * mult, (chord_start, b),
+                      bool(m.group("chord_tie")) or any(c[2] for c in chord), pitches)
                 chord = None
             elif kind == "tuplet":
                 p_ = int(m.group("p"))
@@ -359,12 +404,28 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
             elif kind == "grace":
                 if not m.group("grace").endswith("}"):
                     problem("grace", a, f"unclosed grace notes at {a}")
+                if tied:  # the first grace note is the next note: `d3-{d}d` is continued, `d3-{e}d` is not
+                    first = _TOKEN.search(m.group("grace"), 1)
+                    if first is not None and first.lastgroup == "note":
+                        up, o, alt = pitch_of(*first.group("acc", "letter", "oct"))
+                        continue_tie([(60 + 12 * o + LETTER_SEMITONE[up] + alt, up, o)], a, "grace note")
+            elif kind == "lone_tie":  # a tie apart from its note
+                if tied:
+                    problem("tie", a, f"two ties in a row at {a}")
+                elif line[:m.start()].rstrip().endswith("}"):  # `{c}-B`: abc2midi ties no grace note
+                    problem("tie", a, f"a tie after grace notes at {a}")
+                elif last_event:
+                    tied, tie_at, tie_bar = last_event, a, bar
+                else:
+                    problem("tie", a, f"a tie with no note before it at {a}")
             elif kind == "quote":
                 if not m.group("quote").endswith('"') or len(m.group("quote")) == 1:
                     problem("quote", a, f"unclosed quote at {a}")
             elif kind == "other":
                 problem("character", a, f"unexpected character {m.group('other')!r} at {a}")
         offset += len(lines[li]) + 1
+    if tied:
+        problem("tie", len(text), f"tie at {tie_at} not continued: the tune ends")
     if chord is not None:
         problem("chord", chord_start, "chord not closed at the end of the tune")
     if slurs:

@@ -1,6 +1,7 @@
 """The ABC scanner on hand-written tunes, and against music21 on corpus tunes."""
 
 import random
+import shutil
 
 import pytest
 
@@ -90,6 +91,63 @@ def test_problems_are_reported_not_raised(comment, tune, kind, offset, message):
     found = [p for p in scan(tune).problems if message in p.message]
     assert found, scan(tune).problems
     assert found[0].kind == kind and found[0].offset == offset, found[0]
+
+
+TIE_BODY = H + "K:G\n"
+TIE_CASES = [
+    # (comment, music after the K: line, offset in the music of the `tie` problem or None: none expected).
+    # Each verdict is abc2midi's (4.x, `Could not find note to be tied`); test_tie_verdicts_agree_with_abc2midi
+    # re-checks them where it is installed.
+    ("tied across the bar line to the same note", "d3-|d2 A2 B2 c2|d8|]", None),
+    ("tied to another pitch: blamed on the note that breaks it", "d3-|c2 A2 B2 c2|d8|]", 4),
+    ("tied to a rest", "g3- z B2 c2|d8|]", 4),
+    ("tied to an invisible rest", "d3- x A2 B2 c2|d8|]", 4),
+    ("tied to a bar rest", "d3- Z|", 4),
+    ("tied to the other octave", "D3-d A2 B2 c2|d8|]", 3),
+    ("a chord tied to the same chord", "[DG]3-|[DG]2 A2 B2 c2|d8|]", None),
+    ("a chord tied to one of its notes: the other is not found", "[DG]3-|G2 A2 B2 c2|d8|]", 7),
+    ("a note tied into a chord that holds it", "G3-|[DG]2 A2 B2 c2|d8|]", None),
+    ("one note of a chord tied, continued", "[D-G]3|D2 A2 B2 c2|d8|]", None),
+    ("one note of a chord tied, the other continued", "[D-G]3|G2 A2 B2 c2|d8|]", 7),
+    ("the key's F sharp on both sides", "f3-|f2 A2 B2 c2|d8|]", None),
+    ("the tie holds the sharp across the bar", "^c3-|c2 A2 B2 c2|d8|]", None),
+    ("same letter, natural written after the bar line: abc2midi holds the tie", "^f3-|=f2 A2 B2 c2|d8|]", None),
+    ("same letter, natural written in the same bar: another pitch", "^f3-=f A2 B2 c2|d8|]", 4),
+    ("the key's F sharp tied to F natural in the same bar", "f3-=f A2 B2 c2|d8|]", 3),
+    ("the same pitch spelled otherwise", "^c3-_d A2 B2 c2|d8|]", None),
+    ("chord symbol, slur, decoration, tuplet, inline field between: still the next note", "d3-\"Am\"d (d3-d) "
+     "d3-!trill!d d3-(3ddd d3-[L:1/8]d|", None),
+    ("across a repeat sign and into an ending", "d3-|:d2 A2 B2 c2:|d3-|1d2 A2 B2 c2:|2d8|]", None),
+    ("across a line break", "d3-|\nd2 A2 B2 c2|d8|]", None),
+    ("a grace note of the same pitch continues it", "d3-{d}d A2 B2 c2|d8|]", None),
+    ("a grace note of another pitch breaks it", "d3-{e}d A2 B2 c2|d8|]", 3),
+    ("a roll after a tie: abc2midi plays it as other notes", "d3-~d A2 B2 c2|d8|]", 3),
+    ("a tie apart from its note", "d3 -d A2 B2 c2|d8|]", None),
+    ("two ties in a row", "d3- -d A2 B2 c2|d8|]", 4),
+    ("a tie after grace notes: abc2midi ties no grace note", "d2 G2 {c}-B2 c2|d8|]", 9),
+    ("a staccato note tied: abc2midi finds no note before the tie", ".d3-d A2 B2 c2|d8|]", 1),
+    ("a note tied to a staccato note", "d3-.d A2 B2 c2|d8|]", None),
+    ("tied at the end of the tune: the end", "A2 B2 c2 d2|d8-|]", len("A2 B2 c2 d2|d8-|]")),
+    ("a run of ties to other notes: the first one", "A2-B2-c2-d2|d8|]", 3),
+]
+
+
+@pytest.mark.parametrize("comment,music,offset", TIE_CASES, ids=[c[0] for c in TIE_CASES])
+def test_ties_the_next_note_does_not_continue(comment, music, offset):
+    ties = [p for p in scan(TIE_BODY + music).problems if p.kind == "tie"]
+    assert [p.offset - len(TIE_BODY) for p in ties[:1]] == ([] if offset is None else [offset]), ties
+    assert [p for p in scan(TIE_BODY + music).problems if p.kind != "tie"] == []
+
+
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
+def test_tie_verdicts_agree_with_abc2midi():
+    """The table's verdicts are abc2midi's own: each tune has a tie error there exactly when the scanner finds
+    one."""
+    from rlmusic.validity import abc2midi_errors
+
+    tunes = [TIE_BODY + music for _, music, _ in TIE_CASES]
+    tie_errors = [any("tie" in e for e in errs) for errs in abc2midi_errors(tunes)]
+    assert tie_errors == [offset is not None for _, _, offset in TIE_CASES]
 
 
 def test_parse_key_signatures():
