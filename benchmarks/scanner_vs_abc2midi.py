@@ -4,8 +4,9 @@ The `valid` reward is the scanner's check, in the loop for every tune; abc2midi 
 measured by. Where the two disagree, fine-tuning rewards tunes that the measure calls invalid (or the reverse).
 For the embedded corpus (cleaned, as pretraining reads it) and for tunes sampled from a checkpoint at T=1.0:
 
-- how often the scanner passes a tune abc2midi rejects (false accepts) and rejects one abc2midi passes, with the
-  scanner's tie check and without it (its `tie` problems ignored: the scanner before the check);
+- how often the scanner passes a tune abc2midi rejects (false accepts) and rejects one abc2midi passes, now and
+  as it was at `--before` (a git revision: its `rlmusic/abc.py` is loaded beside today's; the default is the
+  version before the tie, unequal broken-rhythm and repeat checks);
 - ties alone: of the tunes abc2midi rejects for a tie (`Could not find note to be tied`, `Bad tie`, `Cannot find
   note before tie`), the share the scanner flags with a `tie` problem (recall), and of those it flags, the share
   abc2midi rejects for a tie (precision);
@@ -13,14 +14,17 @@ For the embedded corpus (cleaned, as pretraining reads it) and for tunes sampled
   bar line, the scanner at the note that does not continue the tie; the mean distance in characters is how far
   the dense credit of `abc2midi_clean` lands from the character at fault.
 
-    python benchmarks/scanner_vs_abc2midi.py [--checkpoint pretrained] [--num 600] [--seed 0]
+    python benchmarks/scanner_vs_abc2midi.py [--checkpoint pretrained] [--num 600] [--seed 0] [--before c6f14ce]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
+import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -32,8 +36,22 @@ from rlmusic.abc import scan  # noqa: E402
 TIE_ERRORS = ("Could not find note to be tied", "Bad tie", "Cannot find note before tie")
 
 
-def compare(tunes: list[str]) -> dict:
-    """Confusion of the scanner's verdict against abc2midi's, with and without the tie check, over `tunes`."""
+def scanner_at(revision: str):
+    """`rlmusic/abc.py` as it was at `revision`, loaded as a module of its own."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "show", f"{revision}:rlmusic/abc.py"], cwd=root, capture_output=True,
+                            text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "abc_before.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("abc_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["abc_before"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare(tunes: list[str], before) -> dict:
+    """Confusion of the scanner's verdict against abc2midi's, now and `before`, over `tunes`."""
     found = validity.abc2midi_error_positions(tunes)
     counts = dict(tunes=len(tunes), abc2midi_invalid=0, false_accept=0, false_reject=0, false_accept_no_tie=0,
                   false_reject_no_tie=0, abc2midi_tie=0, scanner_tie=0, both_tie=0)
@@ -44,7 +62,7 @@ def compare(tunes: list[str]) -> dict:
         s = scan(tune)
         ok_abc2midi = headers and not errs
         ok_scan = headers and not s.problems
-        ok_scan_no_tie = headers and not [p for p in s.problems if p.kind != "tie"]
+        ok_scan_no_tie = headers and not before.scan(tune).problems
         counts["abc2midi_invalid"] += not ok_abc2midi
         counts["false_accept"] += ok_scan and not ok_abc2midi
         if ok_scan and errs:
@@ -69,8 +87,11 @@ def row(name: str, c: dict) -> str:
     recall = c["both_tie"] / c["abc2midi_tie"] if c["abc2midi_tie"] else float("nan")
     precision = c["both_tie"] / c["scanner_tie"] if c["scanner_tie"] else float("nan")
     dist = f"{c['mean_distance']:+.1f}" if c["mean_distance"] is not None else "-"
-    return (f"| {name} | {n:,} | {c['abc2midi_invalid'] / n:.3f} | {c['false_accept_no_tie'] / n:.3f} | "
-            f"**{c['false_accept'] / n:.3f}** | {c['false_reject_no_tie'] / n:.3f} | {c['false_reject'] / n:.3f} | "
+    def share(key: str) -> str:
+        return f"{c[key] / n:.3f} ({c[key]})"
+
+    return (f"| {name} | {n:,} | {c['abc2midi_invalid'] / n:.3f} | {share('false_accept_no_tie')} | "
+            f"**{share('false_accept')}** | {share('false_reject_no_tie')} | {share('false_reject')} | "
             f"{c['abc2midi_tie']} | {recall:.3f} | {precision:.3f} | {dist} |")
 
 
@@ -79,6 +100,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="pretrained", help="run directory, or `pretrained` (the shipped model)")
     ap.add_argument("--num", type=int, default=600, help="tunes sampled at T=1.0")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--before", default="c6f14ce", help="git revision of the scanner to compare with")
     args = ap.parse_args()
     if validity.abc2midi_path() is None:
         sys.exit("error: abc2midi is not installed (Debian package abcmidi)")
@@ -91,11 +113,13 @@ def main() -> None:
     checkpoint = shipped_model() if args.checkpoint == "pretrained" else Path(args.checkpoint)
     model, vocab, _ = load_model(checkpoint)
     sampled = [t.text for t in Sampler(model, vocab).generate(args.num, seed=args.seed)]
-    print("| tunes | n | abc2midi invalid | scanner passes, abc2midi rejects: before the tie check | with it | "
-          "scanner rejects, abc2midi passes: before | with it | abc2midi tie errors | scanner finds (recall) | "
+    before = scanner_at(args.before)
+    print(f"| tunes | n | abc2midi invalid | scanner passes, abc2midi rejects: at {args.before} | now | "
+          f"scanner rejects, abc2midi passes: at {args.before} | now | abc2midi tie errors | scanner finds (recall) | "
           "of its ties, abc2midi's too (precision) | abc2midi's position - the scanner's (chars) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    results = {"corpus (cleaned)": compare(corpus), f"{args.checkpoint}, T=1.0, seed {args.seed}": compare(sampled)}
+    results = {"corpus (cleaned)": compare(corpus, before),
+               f"{args.checkpoint}, T=1.0, seed {args.seed}": compare(sampled, before)}
     for name, counts in results.items():
         print(row(name, counts))
     for name, counts in results.items():

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 # parse_key, parse_meter and parse_length are part of this module's interface too.
+from rlmusic.abc_checks import Ties, bar_marks, length_mark, repeat_problems, unequal_for_broken_rhythm
 from rlmusic.abc_fields import (ACCIDENTAL, LETTER_SEMITONE, Key, apply_field, compound,  # noqa: F401
                                 default_unit, length_multiplier, parse_key, parse_length, parse_meter)
 
@@ -62,7 +63,7 @@ class Bar:
 
 
 PROBLEM_KINDS = ("field", "chord", "slur", "tuplet", "broken_rhythm", "grace", "quote", "character", "tie",
-                 "no_notes")
+                 "repeat", "no_notes")
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,11 @@ class Problem:
 
     kind: str
     """One of PROBLEM_KINDS: a header or inline field that does not parse (or no K:), an unbalanced or misplaced
-    chord, an unbalanced slur, a bad tuplet, broken rhythm with no note before it, unclosed grace notes or quote,
+    chord, an unbalanced slur, a bad tuplet, broken rhythm with no note before it or between notes of unequal
+    length (abc2midi applies it only to equal ones), unclosed grace notes or quote,
     a character ABC does not know, a tie that the next note does not continue (abc2midi's `Could not find note to
-    be tied`), a tune without notes."""
+    be tied`), repeats abc2midi cannot play (a `|:` never closed, a first ending after `:|`: abc_checks.py), a
+    tune without notes."""
     offset: int
     """Where the problem arises: the offset of the offending character (the end of the text for what is left
     open at the end; for a tie, the note, rest or grace notes that do not continue it); a dense syntax penalty
@@ -218,28 +221,22 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
     slurs = 0
     seen_note_in_bar = False
     tied_from: tuple[str, int, int] | None = None  # letter, octave, alteration of a note tied to the next
-    # A tie must be continued by the next note event: each tied pitch in it, as abc2midi reads ties (it errs on
-    # `d3-|c2`, `d3- z`, `[DG]3-|G2`, a tie at the end, and places the error at the line's end, not at the tie).
-    tied: list[tuple[int, str, int]] = []  # (pitch, letter, octave) of the notes tied to the next event
-    tie_at = tie_bar = 0  # where the tied note starts, and its bar
-    last_event: list[tuple[int, str, int]] = []  # the last note or chord: `d3 -d` ties it
+    ties = Ties(problem)  # what abc2midi rejects in ties, at the note that breaks one (rlmusic/abc_checks.py)
+    repeat_marks: list[tuple[int, str]] = []  # repeat marks and endings, in order, for abc_checks.repeat_problems
 
-    def continue_tie(event: list[tuple[int, str, int]], at: int, what: str) -> None:
-        """The event at `at` follows a tie: each tied pitch must be in it, by pitch, or across a bar line by letter
-        and octave (abc2midi accepts `^c-_d` and `^f-|=f`, not `^f-=f`)."""
-        nonlocal tied
-        by_letter = bar != tie_bar
-        for p, up, o in tied:
-            if not any(p == q or (by_letter and up == uq and o == oq) for q, uq, oq in event):
-                problem("tie", at, f"tie at {tie_at} not continued by the {what} at {at}")
-                break
-        tied = []
+    # abc2midi applies `>`/`<` only between notes (or rests) of equal length as they stand, tuplets and an
+    # earlier `>` applied: `A2>B`, `A>B>c` and `A>(3BAG` are errors there, `A>B`, `(3A>BA`, `[CE]2>G` are not.
+    broken_prev: tuple[float, str] | None = None  # the note before a pending `>`: length, mark; None: a chord
+    broken_at = 0
 
     def place(pitch, duration, span, tie, chord_pitches):
         nonlocal time, tuplet_left, pending_broken, seen_note_in_bar
         if tuplet_left:
             duration *= tuplet_factor
             tuplet_left -= 1
+        if (pending_broken != 1.0 and broken_prev is not None and chord_pitches is None
+                and unequal_for_broken_rhythm(broken_prev, (duration, length_mark(text, span[0])))):
+            problem("broken_rhythm", span[0], f"broken rhythm at {broken_at} between notes of unequal length")
         duration *= pending_broken
         pending_broken = 1.0
         notes.append(Note(pitch, duration, time, bar, time - bar_start, span, tie, chord_pitches))
@@ -288,9 +285,8 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
             if kind == "ending":  # `|1`, `:|2`: a bar line with an ending number (the last group matched)
                 kind = "bar"
             if kind == "skip":  # spaces and decorations: the most common token after notes
-                if tied and "~" in m.group():  # abc2midi writes a roll as notes of other pitches
-                    problem("tie", offset + m.start(), f"tie at {tie_at} followed by a roll at {offset + m.start()}")
-                    tied = []
+                if ties.pending and "~" in m.group():
+                    ties.roll(offset + m.start())
                 continue
             a, b = offset + m.start(), offset + m.end()
             if kind == "note":
@@ -303,11 +299,11 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 if chord is not None:
                     chord.append((p, dur, tie, upper, octave))
                     continue
-                last_event = [(p, upper, octave)]
-                if tied:
-                    continue_tie(last_event, a, "note")
+                ties.last = [(p, upper, octave)]
+                if ties.pending:
+                    ties.event(ties.last, a, bar, "note")
                 if tie:
-                    tied, tie_at, tie_bar = last_event, a, bar
+                    ties.tie(ties.last, a, bar)
                     if m.start() and line[m.start() - 1] == ".":  # `.d3-d`: abc2midi finds no note before it
                         problem("tie", a, f"a tie after a staccato note at {a}")
                 if tuplet_left or pending_broken != 1.0:
@@ -320,15 +316,15 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 if chord is not None:
                     problem("chord", a, f"rest inside a chord at {a}")
                     continue
-                if tied:
-                    continue_tie([], a, "rest")
-                last_event = []
+                if ties.pending:
+                    ties.event([], a, bar, "rest")
+                ties.last = []
                 place(None, unit * length_multiplier(m.group("rest_len")), (a, b), False, None)
             elif kind == "bar_rest":
                 n = int(m.group("bars") or 1)
-                if tied:
-                    continue_tie([], a, "rest")
-                last_event = []
+                if ties.pending:
+                    ties.event([], a, bar, "rest")
+                ties.last = []
                 place(None, (meter or 1.0) * n, (a, b), False, None)
             elif kind == "bar":
                 if chord is not None:
@@ -339,11 +335,16 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                     out.repeats["end"] += 1
                 if token.endswith(":"):
                     out.repeats["start"] += 1
+                    repeat_marks.extend((a, mark) for mark in bar_marks(token))
+                elif token.startswith(":"):
+                    repeat_marks.append((a, "end"))
                 if m.group("ending"):
                     out.repeats["endings"] += 1
+                    repeat_marks.append((a, "ending"))
                 close_bar(a)
             elif kind == "ending2":
                 out.repeats["endings"] += 1
+                repeat_marks.append((a, "ending"))
             elif kind == "chord_open":
                 if chord is not None:
                     problem("chord", a, f"chord opened inside a chord at {a}")
@@ -359,13 +360,13 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                     continue
                 mult = length_multiplier(m.group("chord_len"))
                 pitches = tuple(c[0] for c in chord)
-                last_event = [(p, up, o) for p, _, _, up, o in chord]
-                if tied:
-                    continue_tie(last_event, chord_start, "chord")
+                ties.last = [(p, up, o) for p, _, _, up, o in chord]
+                if ties.pending:
+                    ties.event(ties.last, chord_start, bar, "chord")
                 if m.group("chord_tie"):  # `[DG]-` ties every note of the chord
-                    tied, tie_at, tie_bar = last_event, chord_start, bar
+                    ties.tie(ties.last, chord_start, bar)
                 elif any(c[2] for c in chord):  # `[D-G]` ties the D only
-                    tied, tie_at, tie_bar = [e for c, e in zip(chord, last_event) if c[2]], chord_start, bar
+                    ties.tie([e for c, e in zip(chord, ties.last) if c[2]], chord_start, bar)
                 place(max(pitches), chord[0][1] * mult, (chord_start, b),
                       bool(m.group("chord_tie")) or any(c[2] for c in chord), pitches)
                 chord = None
@@ -385,6 +386,8 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 long_f, short_f = 2 - 0.5 ** n, 0.5 ** n
                 first, second = (long_f, short_f) if m.group("broken")[0] == ">" else (short_f, long_f)
                 prev = notes[-1]
+                broken_prev = (prev.duration, length_mark(text, prev.span[0])) if prev.chord is None else None
+                broken_at = a
                 extra = prev.duration * (first - 1)
                 prev.duration *= first
                 time += extra
@@ -404,28 +407,23 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
             elif kind == "grace":
                 if not m.group("grace").endswith("}"):
                     problem("grace", a, f"unclosed grace notes at {a}")
-                if tied:  # the first grace note is the next note: `d3-{d}d` is continued, `d3-{e}d` is not
+                if ties.pending:  # the first grace note is the next note: `d3-{d}d` is continued, `d3-{e}d` is not
                     first = _TOKEN.search(m.group("grace"), 1)
                     if first is not None and first.lastgroup == "note":
                         up, o, alt = pitch_of(*first.group("acc", "letter", "oct"))
-                        continue_tie([(60 + 12 * o + LETTER_SEMITONE[up] + alt, up, o)], a, "grace note")
+                        ties.event([(60 + 12 * o + LETTER_SEMITONE[up] + alt, up, o)], a, bar, "grace note")
             elif kind == "lone_tie":  # a tie apart from its note
-                if tied:
-                    problem("tie", a, f"two ties in a row at {a}")
-                elif line[:m.start()].rstrip().endswith("}"):  # `{c}-B`: abc2midi ties no grace note
-                    problem("tie", a, f"a tie after grace notes at {a}")
-                elif last_event:
-                    tied, tie_at, tie_bar = last_event, a, bar
-                else:
-                    problem("tie", a, f"a tie with no note before it at {a}")
+                ties.lone(a, bar, line[:m.start()].rstrip().endswith("}"))
             elif kind == "quote":
                 if not m.group("quote").endswith('"') or len(m.group("quote")) == 1:
                     problem("quote", a, f"unclosed quote at {a}")
             elif kind == "other":
                 problem("character", a, f"unexpected character {m.group('other')!r} at {a}")
         offset += len(lines[li]) + 1
-    if tied:
-        problem("tie", len(text), f"tie at {tie_at} not continued: the tune ends")
+    ties.end(len(text))
+    if "V:" not in text:  # abc2midi reads repeats voice by voice; the scanner does not tell voices apart
+        for at, message in repeat_problems(repeat_marks, len(text)):
+            problem("repeat", at, message)
     if chord is not None:
         problem("chord", chord_start, "chord not closed at the end of the tune")
     if slurs:

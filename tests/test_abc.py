@@ -117,7 +117,8 @@ TIE_CASES = [
     ("the same pitch spelled otherwise", "^c3-_d A2 B2 c2|d8|]", None),
     ("chord symbol, slur, decoration, tuplet, inline field between: still the next note", "d3-\"Am\"d (d3-d) "
      "d3-!trill!d d3-(3ddd d3-[L:1/8]d|", None),
-    ("across a repeat sign and into an ending", "d3-|:d2 A2 B2 c2:|d3-|1d2 A2 B2 c2:|2d8|]", None),
+    ("across a repeat sign", "d3-|:d2 A2 B2 c2:|d8|]", None),
+    ("into an ending", "|:d8|d3-|1d2 A2 B2 c2:|2d8|]", None),
     ("across a line break", "d3-|\nd2 A2 B2 c2|d8|]", None),
     ("a grace note of the same pitch continues it", "d3-{d}d A2 B2 c2|d8|]", None),
     ("a grace note of another pitch breaks it", "d3-{e}d A2 B2 c2|d8|]", 3),
@@ -130,6 +131,86 @@ TIE_CASES = [
     ("tied at the end of the tune: the end", "A2 B2 c2 d2|d8-|]", len("A2 B2 c2 d2|d8-|]")),
     ("a run of ties to other notes: the first one", "A2-B2-c2-d2|d8|]", 3),
 ]
+
+
+REPEAT_CASES = [
+    # (comment, music after the K: line, offset in the music of the `repeat` problem or None), abc2midi's
+    # verdicts, re-checked where it is installed
+    ("a strain repeated", "|:d8|d8:|", None),
+    ("the repeat from the start, implied", "d8|d8:|", None),
+    ("endings in the first strain, its start implied", "d8|1d8:|2d8|]", None),
+    ("endings with [1 [2", "d8|[1d8:|[2d8|]", None),
+    ("a second strain with its own |: and endings", "|:d8|d8:||:d8|1d8:|2d8|]", None),
+    ("an inline field between the strains", "|:d8|d8:|[K:D]|:d8|1d8:|2d8|]", None),
+    ("`::` between two strains", "|:d8|d8::d8|d8:|", None),
+    ("`:|:` between two strains", "|:d8|d8:|:d8|d8:|", None),
+    ("the first ending after `::`", "|:d8|d8::d8|1d8:|2d8|]", None),
+    ("a |: never closed: the end of the tune", "|:d8|d8|", 8),
+    ("a |: after notes, never closed", "d8|:d8|d8|]", 11),
+    ("the second strain's |: never closed", "|:d8|d8:||:d8|d8|]", 18),
+    ("an open |: after the tune's endings: abc2midi lets it pass", "|:d8|1d8:|2d8||:e8|e8|]", None),
+    ("the first ending after a closed repeat, no |: since", "|:d8|d8:|d8|1d8:|2d8|]", 11),
+    ("the first ending after `:|:`", "|:d8|d8:|:d8|1d8:|2d8|]", 12),
+    ("`::` after a `:|` with no |: between", "d8:|d8::d8:|", 6),
+    ("a second |: while the first is open", "|:d8|:d8:|", 4),
+]
+
+
+@pytest.mark.parametrize("comment,music,offset", REPEAT_CASES, ids=[c[0] for c in REPEAT_CASES])
+def test_repeats_abc2midi_cannot_play(comment, music, offset):
+    found = [p for p in scan(TIE_BODY + music).problems if p.kind == "repeat"]
+    assert [p.offset - len(TIE_BODY) for p in found[:1]] == ([] if offset is None else [offset]), found
+    assert [p for p in scan(TIE_BODY + music).problems if p.kind != "repeat"] == []
+
+
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
+def test_repeat_verdicts_agree_with_abc2midi():
+    from rlmusic.validity import abc2midi_errors
+
+    tunes = [TIE_BODY + music for _, music, _ in REPEAT_CASES]
+    assert [bool(errs) for errs in abc2midi_errors(tunes)] == [offset is not None for _, _, offset in REPEAT_CASES]
+
+
+BROKEN_CASES = [
+    # (comment, music after the K: line, offset in the music of the problem or None), abc2midi's verdicts
+    # (`Cannot apply broken rhythm. Notes not equal durations`), re-checked where it is installed
+    ("equal notes", "A>B c2 d2 e2|d8|]", None),
+    ("equal long notes", "A2>B2 c2 d2|d8|]", None),
+    ("equal short notes", "A/>B/ c2 d2 e2 c|d8|]", None),
+    ("double dot", "A>>B c2 d2 e2|d8|]", None),
+    ("a long note then a short one: blamed on the second", "A2>B c2 d2 e2|d8|]", 3),
+    ("a short note then a long one", "A>B2 c2 d2 e2|d8|]", 2),
+    ("the second note already shortened by the first `>`", "A>B>c d2 e2 c|d8|]", 4),
+    ("inside a tuplet, both notes in it", "(3A>BA c2 d2 e2|d8|]", None),
+    ("into a tuplet: its note is shorter", "A>(3BAG c2 d2 e2|d8|]", 4),
+    ("rests count as notes", "A>z c2 d2 e2|d8|]", None),
+    ("a chord on one side: abc2midi does not check it", "[CE]2>G c2 d2 e2|d8|]", None),
+    ("across a bar line, chord symbols and grace notes", 'A>|B c2 d2 e2|A>"Am"B c2 d2 e2|A>{g}B c2 d2 e2|]', None),
+    ("a fermata: abc2midi holds the note twice as long", "Hc>c c2 d2 e2|d8|]", 3),
+    ("a fermata on the second note", "c>Hc c2 d2 e2|d8|]", 3),
+    ("the long form of the fermata", "!fermata!c>c c2 d2 e2|d8|]", 11),
+    ("a fermata on both", "Hc>Hc c2 d2 e2|d8|]", None),
+    ("a staccato note: abc2midi stores it at another length", "A>.B c2 d2 e2|d8|]", 3),
+    ("staccato inside a slur", "A>(.B c2) d2 e2|d8|]", 4),
+    ("staccato on both", ".A>.B c2 d2 e2|d8|]", None),
+    ("a roll: abc2midi writes it out, not checked", "He>~f c2 d2 e2|d8|]", None),
+]
+
+
+@pytest.mark.parametrize("comment,music,offset", BROKEN_CASES, ids=[c[0] for c in BROKEN_CASES])
+def test_broken_rhythm_between_unequal_notes(comment, music, offset):
+    found = [p for p in scan(TIE_BODY + music).problems if p.kind == "broken_rhythm"]
+    assert [p.offset - len(TIE_BODY) for p in found[:1]] == ([] if offset is None else [offset]), found
+    assert [p for p in scan(TIE_BODY + music).problems if p.kind != "broken_rhythm"] == []
+
+
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
+def test_broken_rhythm_verdicts_agree_with_abc2midi():
+    from rlmusic.validity import abc2midi_errors
+
+    tunes = [TIE_BODY + music for _, music, _ in BROKEN_CASES]
+    rejected = [any("broken rhythm" in e for e in errs) for errs in abc2midi_errors(tunes)]
+    assert rejected == [offset is not None for _, _, offset in BROKEN_CASES]
 
 
 @pytest.mark.parametrize("comment,music,offset", TIE_CASES, ids=[c[0] for c in TIE_CASES])
