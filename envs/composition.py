@@ -76,7 +76,9 @@ class AbcCompositionEnv(gym.Env):
       (`rlmusic.rewards.mix.RewardMix`), gates scaling the other rewards; `dense` adds `info["dense"]`.
       `DEFAULT_REWARDS` now scores `abc2midi_clean` and `form` where it scored `abc2midi` and `strains` (the
       default fine-tuning preset's rewards; pass `rewards=` for the earlier mix). Gates may be soft
-      (`name@floor`). A negative weight is no longer scaled by the gates.
+      (`name@floor`). A negative weight is no longer scaled by the gates. The scanner, and so `valid` (the
+      default gate) and its dense credit, now also rejects what abc2midi rejects in ties, broken rhythm and
+      repeats, at the character at fault (rlmusic/abc_checks.py).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}

@@ -96,7 +96,7 @@ def test_problems_are_reported_not_raised(comment, tune, kind, offset, message):
 TIE_BODY = H + "K:G\n"
 TIE_CASES = [
     # (comment, music after the K: line, offset in the music of the `tie` problem or None: none expected).
-    # Each verdict is abc2midi's (4.x, `Could not find note to be tied`); test_tie_verdicts_agree_with_abc2midi
+    # Each verdict is abc2midi's (4.x, `Could not find note to be tied`); test_the_rules_verdicts_are_abc2midis
     # re-checks them where it is installed.
     ("tied across the bar line to the same note", "d3-|d2 A2 B2 c2|d8|]", None),
     ("tied to another pitch: blamed on the note that breaks it", "d3-|c2 A2 B2 c2|d8|]", 4),
@@ -156,21 +156,6 @@ REPEAT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("comment,music,offset", REPEAT_CASES, ids=[c[0] for c in REPEAT_CASES])
-def test_repeats_abc2midi_cannot_play(comment, music, offset):
-    found = [p for p in scan(TIE_BODY + music).problems if p.kind == "repeat"]
-    assert [p.offset - len(TIE_BODY) for p in found[:1]] == ([] if offset is None else [offset]), found
-    assert [p for p in scan(TIE_BODY + music).problems if p.kind != "repeat"] == []
-
-
-@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
-def test_repeat_verdicts_agree_with_abc2midi():
-    from rlmusic.validity import abc2midi_errors
-
-    tunes = [TIE_BODY + music for _, music, _ in REPEAT_CASES]
-    assert [bool(errs) for errs in abc2midi_errors(tunes)] == [offset is not None for _, _, offset in REPEAT_CASES]
-
-
 BROKEN_CASES = [
     # (comment, music after the K: line, offset in the music of the problem or None), abc2midi's verdicts
     # (`Cannot apply broken rhythm. Notes not equal durations`), re-checked where it is installed
@@ -197,38 +182,29 @@ BROKEN_CASES = [
 ]
 
 
-@pytest.mark.parametrize("comment,music,offset", BROKEN_CASES, ids=[c[0] for c in BROKEN_CASES])
-def test_broken_rhythm_between_unequal_notes(comment, music, offset):
-    found = [p for p in scan(TIE_BODY + music).problems if p.kind == "broken_rhythm"]
-    assert [p.offset - len(TIE_BODY) for p in found[:1]] == ([] if offset is None else [offset]), found
-    assert [p for p in scan(TIE_BODY + music).problems if p.kind != "broken_rhythm"] == []
+# (kind, cases, the words of abc2midi's error for them): the scanner's rules for what abc2midi rejects
+ABC2MIDI_RULES = [("tie", TIE_CASES, "tie"), ("broken_rhythm", BROKEN_CASES, "broken rhythm"),
+                  ("repeat", REPEAT_CASES, "")]
+RULE_CASES = [(kind, *case) for kind, cases, _ in ABC2MIDI_RULES for case in cases]
+
+
+@pytest.mark.parametrize("kind,comment,music,offset", RULE_CASES, ids=[f"{c[0]}: {c[1]}" for c in RULE_CASES])
+def test_what_abc2midi_rejects_is_found_where_it_arises(kind, comment, music, offset):
+    problems = scan(TIE_BODY + music).problems
+    found = [p.offset - len(TIE_BODY) for p in problems if p.kind == kind]
+    assert found[:1] == ([] if offset is None else [offset]), problems
+    assert [p for p in problems if p.kind != kind] == []  # and nothing else
 
 
 @pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
-def test_broken_rhythm_verdicts_agree_with_abc2midi():
+@pytest.mark.parametrize("kind,cases,words", ABC2MIDI_RULES, ids=[r[0] for r in ABC2MIDI_RULES])
+def test_the_rules_verdicts_are_abc2midis(kind, cases, words):
+    """Each table's verdicts are abc2midi's own: a tune has an error there (with these words) exactly when the
+    scanner finds a problem of the kind."""
     from rlmusic.validity import abc2midi_errors
 
-    tunes = [TIE_BODY + music for _, music, _ in BROKEN_CASES]
-    rejected = [any("broken rhythm" in e for e in errs) for errs in abc2midi_errors(tunes)]
-    assert rejected == [offset is not None for _, _, offset in BROKEN_CASES]
-
-
-@pytest.mark.parametrize("comment,music,offset", TIE_CASES, ids=[c[0] for c in TIE_CASES])
-def test_ties_the_next_note_does_not_continue(comment, music, offset):
-    ties = [p for p in scan(TIE_BODY + music).problems if p.kind == "tie"]
-    assert [p.offset - len(TIE_BODY) for p in ties[:1]] == ([] if offset is None else [offset]), ties
-    assert [p for p in scan(TIE_BODY + music).problems if p.kind != "tie"] == []
-
-
-@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian abcmidi) not installed")
-def test_tie_verdicts_agree_with_abc2midi():
-    """The table's verdicts are abc2midi's own: each tune has a tie error there exactly when the scanner finds
-    one."""
-    from rlmusic.validity import abc2midi_errors
-
-    tunes = [TIE_BODY + music for _, music, _ in TIE_CASES]
-    tie_errors = [any("tie" in e for e in errs) for errs in abc2midi_errors(tunes)]
-    assert tie_errors == [offset is not None for _, _, offset in TIE_CASES]
+    rejected = [any(words in e for e in errs) for errs in abc2midi_errors([TIE_BODY + m for _, m, _ in cases])]
+    assert rejected == [offset is not None for _, _, offset in cases]
 
 
 def test_parse_key_signatures():
