@@ -202,6 +202,9 @@ def scan(text: str, carry_accidentals: bool = True) -> Scan:
     if out.key is None:
         out.key = Key()
     _scan_body(text, out, i, offset, lines, carry_accidentals)
+    # in the order they arise (what is found at the end, open repeats and slurs, at its offset): the first problem
+    # is where a dense penalty goes
+    out.problems.sort(key=lambda p: p.offset)
     return out
 
 

@@ -207,6 +207,16 @@ def test_the_rules_verdicts_are_abc2midis(kind, cases, words):
     assert rejected == [offset is not None for _, _, offset in cases]
 
 
+def test_problems_come_in_the_order_they_arise():
+    """The repeat rules run after the body is read; their problem at an ending still comes before a chord
+    problem later in the tune, since `valid`'s dense credit goes to the first problem."""
+    tune = TIE_BODY + "|:d8|d8:|d8|1d8:|2d8|] ]"
+    kinds = [p.kind for p in scan(tune).problems]
+    assert kinds == ["repeat", "chord"]
+    offsets = [p.offset for p in scan(tune).problems]
+    assert offsets == sorted(offsets)
+
+
 def test_parse_key_signatures():
     assert parse_key("Bb")[0].signature == {"B": -1, "E": -1}
     assert parse_key("F#m")[0].signature == {"F": 1, "C": 1, "G": 1}
