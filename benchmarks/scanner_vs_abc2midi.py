@@ -53,8 +53,8 @@ def scanner_at(revision: str):
 def compare(tunes: list[str], before) -> dict:
     """Confusion of the scanner's verdict against abc2midi's, now and `before`, over `tunes`."""
     found = validity.abc2midi_error_positions(tunes)
-    counts = dict(tunes=len(tunes), abc2midi_invalid=0, false_accept=0, false_reject=0, false_accept_no_tie=0,
-                  false_reject_no_tie=0, abc2midi_tie=0, scanner_tie=0, both_tie=0)
+    counts = dict(tunes=len(tunes), abc2midi_invalid=0, false_accept=0, false_reject=0, false_accept_before=0,
+                  false_reject_before=0, abc2midi_tie=0, scanner_tie=0, both_tie=0)
     distances = []
     missed: Counter = Counter()  # abc2midi's first error in the tunes the scanner passes
     for tune, errs in zip(tunes, found):
@@ -62,14 +62,14 @@ def compare(tunes: list[str], before) -> dict:
         s = scan(tune)
         ok_abc2midi = headers and not errs
         ok_scan = headers and not s.problems
-        ok_scan_no_tie = headers and not before.scan(tune).problems
+        ok_scan_before = headers and not before.scan(tune).problems
         counts["abc2midi_invalid"] += not ok_abc2midi
         counts["false_accept"] += ok_scan and not ok_abc2midi
         if ok_scan and errs:
             missed[re.sub(r"\d+", "N", errs[0][1])] += 1
         counts["false_reject"] += ok_abc2midi and not ok_scan
-        counts["false_accept_no_tie"] += ok_scan_no_tie and not ok_abc2midi
-        counts["false_reject_no_tie"] += ok_abc2midi and not ok_scan_no_tie
+        counts["false_accept_before"] += ok_scan_before and not ok_abc2midi
+        counts["false_reject_before"] += ok_abc2midi and not ok_scan_before
         tie_at = [at for at, msg in errs if any(e in msg for e in TIE_ERRORS)]
         scanner_at = [p.offset for p in s.problems if p.kind == "tie"]
         counts["abc2midi_tie"] += bool(tie_at)
@@ -90,8 +90,8 @@ def row(name: str, c: dict) -> str:
     def share(key: str) -> str:
         return f"{c[key] / n:.3f} ({c[key]})"
 
-    return (f"| {name} | {n:,} | {c['abc2midi_invalid'] / n:.3f} | {share('false_accept_no_tie')} | "
-            f"**{share('false_accept')}** | {share('false_reject_no_tie')} | {share('false_reject')} | "
+    return (f"| {name} | {n:,} | {c['abc2midi_invalid'] / n:.3f} | {share('false_accept_before')} | "
+            f"**{share('false_accept')}** | {share('false_reject_before')} | {share('false_reject')} | "
             f"{c['abc2midi_tie']} | {recall:.3f} | {precision:.3f} | {dist} |")
 
 
