@@ -306,9 +306,7 @@ def _scan_body(text: str, out: Scan, first_line: int, offset: int, lines: list[s
                 if ties.pending:
                     ties.event(ties.last, a, bar, "note")
                 if tie:
-                    ties.tie(ties.last, a, bar)
-                    if m.start() and line[m.start() - 1] == ".":  # `.d3-d`: abc2midi finds no note before it
-                        problem("tie", a, f"a tie after a staccato note at {a}")
+                    ties.tie(ties.last, a, bar, staccato=m.start() > 0 and line[m.start() - 1] == ".")
                 if tuplet_left or pending_broken != 1.0:
                     place(p, dur, (a, b), tie, None)
                 else:  # the common case, inlined

@@ -38,7 +38,10 @@ class Ties:
                 break
         self.pending = []
 
-    def tie(self, pitches: list[Pitch], at: int, bar: int) -> None:
+    def tie(self, pitches: list[Pitch], at: int, bar: int, staccato: bool = False) -> None:
+        """A tie from these notes at `at`; on a staccato note (`.d3-d`) abc2midi finds no note before it."""
+        if staccato:
+            self.problem("tie", at, f"a tie after a staccato note at {at}")
         self.pending, self.at, self.bar = pitches, at, bar
 
     def lone(self, at: int, bar: int, after_grace: bool) -> None:
