@@ -83,6 +83,11 @@ class FinetuneConfig(Checked):
     penalty). Below its KL target the controller lowers beta by up to 10 % per iteration without end (measured:
     4e-7 after 120 iterations, README), and then nothing holds the policy to the pretrained model; the floor
     keeps a fixed minimum pull (measured: by itself it does not stop the late loss of form, README)."""
+    beta_max: Annotated[float, Range(0)] = 0.0
+    """Ceiling of the adapted beta (0: none; else at least beta and beta_min). Above its KL target the controller
+    raises beta by up to 10 % per iteration without end: with a prior the policy starts far from
+    (`prior_top_p` < 1) the KL stays above target and beta reached 27.6 in 60 iterations (README), where the KL
+    penalty outweighs every reward; the ceiling holds it there instead."""
     ptx_coef: Annotated[float, Range(0)] = 0.1
     """Weight of the supervised loss on real tunes (PPO-ptx, InstructGPT): the agent's loss gets ptx_coef x the
     cross-entropy of a batch of windows from real tunes, a fresh batch each iteration. 0: off."""
@@ -142,6 +147,9 @@ class FinetuneConfig(Checked):
 
     def __post_init__(self):
         super().__post_init__()
+        if 0 < self.beta_max < max(self.beta, self.beta_min):
+            raise FieldError("beta_max", f"the ceiling {self.beta_max} is below beta ({self.beta}) or beta_min "
+                                         f"({self.beta_min}); 0 for none")
         gates = parse_gates(self.gate)
         for name, target in self.reward_targets.items():
             if name in gates:
@@ -155,11 +163,12 @@ class FinetuneConfig(Checked):
 KL_ADAPT_RATE = 0.5  # beta changes by at most 10 % per iteration (error clipped to +-0.2, as Ziegler et al.)
 
 
-def adapt_beta(beta: float, kl: float, target: float, floor: float = 0.0) -> float:
+def adapt_beta(beta: float, kl: float, target: float, floor: float = 0.0, ceiling: float = 0.0) -> float:
     """Proportional control of the KL coefficient: raise beta when the KL is above target, lower it below,
-    never below `floor`."""
+    never below `floor` nor above `ceiling` (0: no ceiling)."""
     error = min(max(kl / target - 1.0, -0.2), 0.2)
-    return max(floor, beta * (1.0 + KL_ADAPT_RATE * error))
+    beta = max(floor, beta * (1.0 + KL_ADAPT_RATE * error))
+    return min(beta, ceiling) if ceiling > 0 else beta
 
 
 def adapt_weight(weight: float, mean: float, target: float) -> float:
@@ -307,7 +316,8 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
             if not math.isfinite(loss):
                 raise UserError(f"loss became {loss} at iteration {it}; lower learning_rate")
             if cfg.kl_target > 0:
-                beta.assign(adapt_beta(float(beta.numpy()), kl, cfg.kl_target, min(cfg.beta_min, cfg.beta)))
+                beta.assign(adapt_beta(float(beta.numpy()), kl, cfg.kl_target, min(cfg.beta_min, cfg.beta),
+                                       cfg.beta_max))
             if targets:
                 adapt_targets(cfg, mix, row, objects)
             logger.log(row)

@@ -28,17 +28,38 @@ def test_kl_shaping_on_known_log_probabilities():
     np.testing.assert_allclose(shaped, [[0.0, -0.5 * np.log(0.5), 2.0 - 0.5 * np.log(3.0)]], rtol=1e-6)
 
 
-@pytest.mark.parametrize("beta,kl,target,floor,expected", [
-    (0.1, 0.1, 0.1, 0.0, 0.1),      # on target: unchanged
-    (0.1, 0.2, 0.1, 0.0, 0.11),     # KL far above target: +10 % at most (error clipped at 0.2, rate 0.5)
-    (0.1, 0.0, 0.1, 0.0, 0.09),     # KL far below target: -10 % at most
-    (0.1, 0.105, 0.1, 0.0, 0.1025), # 5 % above: +2.5 %
-    (0.1, 0.0, 0.1, 0.095, 0.095),  # far below target, the floor stops the fall
-    (0.1, 0.0, 0.1, 0.05, 0.09),    # a floor under the new value does nothing
-    (0.01, 0.2, 0.1, 0.05, 0.05),   # started under the floor: lifted to it at once
+@pytest.mark.parametrize("beta,kl,target,floor,ceiling,expected", [
+    (0.1, 0.1, 0.1, 0.0, 0.0, 0.1),      # on target: unchanged
+    (0.1, 0.2, 0.1, 0.0, 0.0, 0.11),     # KL far above target: +10 % at most (error clipped at 0.2, rate 0.5)
+    (0.1, 0.0, 0.1, 0.0, 0.0, 0.09),     # KL far below target: -10 % at most
+    (0.1, 0.105, 0.1, 0.0, 0.0, 0.1025), # 5 % above: +2.5 %
+    (0.1, 0.0, 0.1, 0.095, 0.0, 0.095),  # far below target, the floor stops the fall
+    (0.1, 0.0, 0.1, 0.05, 0.0, 0.09),    # a floor under the new value does nothing
+    (0.01, 0.2, 0.1, 0.05, 0.0, 0.05),   # started under the floor: lifted to it at once
+    (0.1, 0.2, 0.1, 0.0, 0.105, 0.105),  # far above target, the ceiling stops the rise
+    (0.1, 0.2, 0.1, 0.0, 0.5, 0.11),     # a ceiling over the new value does nothing
+    (0.1, 0.0, 0.1, 0.0, 0.1, 0.09),     # at the ceiling, below target: falls as without one
+    (27.6, 0.2, 0.1, 0.05, 0.0, 30.36),  # no ceiling (0): the rise has no end
 ])
-def test_adaptive_kl_coefficient(beta, kl, target, floor, expected):
-    assert adapt_beta(beta, kl, target, floor) == pytest.approx(expected)
+def test_adaptive_kl_coefficient(beta, kl, target, floor, ceiling, expected):
+    assert adapt_beta(beta, kl, target, floor, ceiling) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("fields,ok", [
+    ({"beta_max": 0.0}, True),                    # 0: no ceiling
+    ({"beta_max": 1.0}, True),                    # above beta (0.1) and beta_min (0.05)
+    ({"beta_max": 0.1}, True),                    # equal to beta: allowed
+    ({"beta_max": 0.08}, False),                  # below the start value: beta would be cut at once
+    ({"beta": 0.01, "beta_max": 0.03}, False),    # below beta_min (0.05): floor above ceiling
+])
+def test_beta_max_is_checked_against_beta_and_its_floor(fields, ok):
+    from rlmusic.config import FieldError
+
+    if ok:
+        assert FinetuneConfig(**fields).beta_max == fields["beta_max"]
+    else:
+        with pytest.raises(FieldError, match="beta_max"):
+            FinetuneConfig(**fields)
 
 
 def make_toy_run(path, seed=0):
@@ -156,20 +177,24 @@ def test_kl_control_to_the_priors_nucleus_leaves_the_tail_out(tmp_path):
     assert np.mean(kls[0.5][-3:]) < 0.65 * kls[0.5][0], kls[0.5]  # measured: 1.74 -> 0.87
 
 
-def test_beta_falls_under_its_kl_target_down_to_the_floor(tmp_path):
+def test_the_adapted_beta_stays_between_its_floor_and_its_ceiling(tmp_path):
     """A KL target far above what the run reaches: beta falls 10 % per iteration, down to beta_min, never
-    below; without a floor it keeps falling; started at 0, it stays 0."""
+    below; started at 0, it stays 0. A KL target far below it (the KL to the prior's nucleus starts at ~2
+    nats/char, see above; the case that motivated the ceiling): beta rises 10 % per iteration up to beta_max,
+    never above. (Without a floor or a ceiling the fall or rise goes on: the adapt_beta table.)"""
     pre = make_toy_run(tmp_path / "pre")
+    runs = {"floor": dict(beta=0.1, kl_target=100.0, beta_min=0.08),
+            "zero": dict(beta=0.0, kl_target=100.0, beta_min=0.08),
+            "ceiling": dict(beta=0.1, kl_target=0.01, beta_max=0.125, prior_top_p=0.5)}
     betas = {}
-    for start, floor in ((0.1, 0.0), (0.1, 0.08), (0.0, 0.08)):
-        cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", beta=start, kl_target=100.0,
-                             beta_min=floor, ptx_coef=0.0, iterations=6, tunes_per_iteration=4, max_length=8,
-                             checkpoint_every=100)
-        out = run_finetune(cfg, pre, tmp_path / f"ft{start}-{floor}", log=lambda m: None)
-        betas[start, floor] = [json.loads(line)["beta"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    np.testing.assert_allclose(betas[0.1, 0.0], [0.1 * 0.9 ** i for i in range(6)], rtol=1e-6)
-    np.testing.assert_allclose(betas[0.1, 0.08], [0.1, 0.09, 0.081, 0.08, 0.08, 0.08], rtol=1e-6)
-    assert betas[0.0, 0.08] == [0.0] * 6  # beta 0 asks for no KL penalty: the floor does not add one
+    for name, fields in runs.items():
+        cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", ptx_coef=0.0, iterations=5,
+                             tunes_per_iteration=4, max_length=8, checkpoint_every=100, **fields)
+        out = run_finetune(cfg, pre, tmp_path / f"ft-{name}", log=lambda m: None)
+        betas[name] = [json.loads(line)["beta"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose(betas["floor"], [0.1, 0.09, 0.081, 0.08, 0.08], rtol=1e-6)
+    assert betas["zero"] == [0.0] * 5  # beta 0 asks for no KL penalty: the floor does not add one
+    np.testing.assert_allclose(betas["ceiling"], [0.1, 0.11, 0.121, 0.125, 0.125], rtol=1e-6)
 
 
 @pytest.mark.parametrize("weight,mean,target,expected", [
