@@ -84,7 +84,7 @@ class FinetuneConfig(Checked):
     4e-7 after 120 iterations, README), and then nothing holds the policy to the pretrained model; the floor
     keeps a fixed minimum pull (measured: by itself it does not stop the late loss of form, README)."""
     beta_max: Annotated[float, Range(0)] = 0.0
-    """Ceiling of the adapted beta (0: none; else at least beta and beta_min). Above its KL target the controller
+    """Ceiling of the adapted beta (0: none; else at least beta). Above its KL target the controller
     raises beta by up to 10 % per iteration without end: with a prior the policy starts far from
     (`prior_top_p` < 1) the KL stays above target and beta reached 27.6 in 60 iterations (README), where the KL
     penalty outweighs every reward; the ceiling holds it there instead."""
@@ -147,9 +147,9 @@ class FinetuneConfig(Checked):
 
     def __post_init__(self):
         super().__post_init__()
-        if 0 < self.beta_max < max(self.beta, self.beta_min):
-            raise FieldError("beta_max", f"the ceiling {self.beta_max} is below beta ({self.beta}) or beta_min "
-                                         f"({self.beta_min}); 0 for none")
+        if 0 < self.beta_max < self.beta:  # the floor in force is min(beta_min, beta): never above beta
+            raise FieldError("beta_max", f"the ceiling {self.beta_max} is below the start value beta "
+                                         f"({self.beta}); 0 for none")
         gates = parse_gates(self.gate)
         for name, target in self.reward_targets.items():
             if name in gates:
