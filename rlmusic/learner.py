@@ -79,7 +79,35 @@ def make_agent(cfg, env, actor):
             value_network=value_net, normalize_returns=True, entropy_regularization=cfg.entropy, gamma=cfg.discount,
             train_step_counter=counter)
     agent.initialize()
+    # Adam's slots made here, not in the first compiled update: a tf.function that creates variables is traced
+    # twice on its first call
+    optimizer.build(trainable_variables((actor, value_net)))
     return agent, value_net, optimizer
+
+
+def trainable_variables(networks) -> list:
+    """The networks' trainable variables, each once (the actor and value network may share none or some), in
+    name order, the order tf-agents' PPO uses."""
+    weights = {id(w): w for net in networks for w in net.trainable_weights}.values()
+    return sorted(weights, key=lambda v: v.name)
+
+
+class TracedOnce:
+    """`common.function(fn)` traced once for batches of any rows and columns: its signature is the first call's
+    with the first two dimensions of every tensor left open. (Left to reduce_retracing, which opens a dimension
+    only after it has seen two sizes of it, every run traced the PPO epoch three or four times, each trace
+    seconds on 2 cores.) `compiled` is the tf.function, once called."""
+
+    def __init__(self, fn):
+        self.fn, self.compiled = fn, None
+
+    def __call__(self, *args):
+        if self.compiled is None:
+            def open_spec(x):
+                x = tf.convert_to_tensor(x)
+                return tf.TensorSpec([None] * min(x.shape.rank, 2) + x.shape[2:], x.dtype)
+            self.compiled = common.function(self.fn, input_signature=tf.nest.map_structure(open_spec, args))
+        return self.compiled(*args)
 
 
 def length_buckets(steps: np.ndarray, n: int) -> list[np.ndarray]:
@@ -117,26 +145,23 @@ class Learner:
                  ptx: Ptx | None = None, strategy: tf.distribute.Strategy | None = None):
         self.agent, self.optimizer, self.ptx = agent, optimizer, ptx
         self.strategy = strategy or tf.distribute.get_strategy()
-        weights = {id(w): w for net in networks for w in net.trainable_weights}.values()
-        self.variables = sorted(weights, key=lambda v: v.name)  # the order tf-agents' PPO uses
+        self.variables = trainable_variables(networks)
         self.num_epochs, self.dense_coef, self.primer_len = cfg.num_epochs, cfg.dense_coef, len(cfg.primer)
         self.ppo = cfg.agent == "ppo"
         self.buckets = cfg.update_buckets if self.ppo else 1
         self.check_split(cfg, self.strategy.num_replicas_in_sync)
         # log pi and log p_prior of the collected characters, each in one batched pass (the policy's weights are
         # still those that collected them: this is the behaviour policy's log-probability). Shapes change every
-        # iteration, so the compiled functions generalise them instead of retracing each time.
-        self.policy_logp = tf.function(lambda o, a, s: sequence_log_probs(policy_model, o, a, s, primer_ids),
-                                       reduce_retracing=True)
-        self.prior_logp = tf.function(lambda o, a, s: self.prior_log_probs(prior_model, o, a, s, primer_ids),
-                                      reduce_retracing=True)
+        # iteration, so each compiled function is traced once for any shape.
+        self.policy_logp = TracedOnce(lambda o, a, s: sequence_log_probs(policy_model, o, a, s, primer_ids))
+        self.prior_logp = TracedOnce(lambda o, a, s: self.prior_log_probs(prior_model, o, a, s, primer_ids))
         self.prior_top_p, self.prior_tail = cfg.prior_top_p, cfg.prior_tail
         if ptx is not None and not self.ppo:
             agent.ptx = ptx
         # compiled per part (advantages; one epoch) rather than as one unrolled update: a smaller graph traces
         # in a fraction of the time
-        self._prepare = common.function(self.prepare)
-        self._epoch = common.function(self.ppo_epoch)
+        self._prepare = TracedOnce(self.prepare)
+        self._epoch = TracedOnce(self.ppo_epoch)
         self._train = common.function(agent.train)
 
     def prior_log_probs(self, prior_model, observations, actions, step_type, primer_ids):

@@ -119,6 +119,32 @@ def test_each_row_of_a_collection_is_one_whole_tune(tmp_path):
         assert len(finished) == cfg.tunes_per_iteration
 
 
+def test_updates_on_tunes_of_other_lengths_are_compiled_once(tmp_path):
+    """Every collection has other lengths (rows and columns per bucket): the KL passes, the advantages and the
+    PPO epoch are each traced once for all of them, and Adam's slots exist before the first compiled step (a
+    tf.function that creates variables traces twice). Each trace costs seconds; per new shape, every run."""
+    from rlmusic.learner import Learner
+    from rlmusic.rundir import load_model
+
+    model, vocab, _ = load_model(make_toy_run(tmp_path / "pre"))
+    prior, _, _ = load_model(tmp_path / "pre")
+    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", tunes_per_iteration=5, max_length=300,
+                         primer="X:1\n", ptx_coef=0.0, update_buckets=2, num_epochs=2)
+    rollouts = Rollouts(cfg, vocab, model, RewardMix(cfg.rewards, gates=cfg.gate))
+    agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
+    assert len(optimizer.variables) > 1  # Adam's moments are built with the agent
+    rollouts.attach(agent)
+    learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), model, prior, rollouts.primer_ids)
+    shapes = set()
+    for _ in range(3):
+        exp, finished = rollouts.collect()
+        shapes |= {tuple(part.step_type.shape) for part, _ in learner.split(exp, finished)}
+        assert np.isfinite(learner.update(exp, finished, beta=0.1)["loss"])
+    assert len(shapes) > 2  # buckets of other rows x columns (5 rows into 2 buckets: 3 and 2), or it shows nothing
+    for fn in (learner.policy_logp, learner.prior_logp, learner._prepare, learner._epoch):
+        assert fn.compiled.experimental_get_tracing_count() == 1
+
+
 def test_ptx_loss_pulls_the_policy_toward_real_tunes(tmp_path):
     """With no task reward and no KL, only the supervised term moves the weights: the NLL of the real tunes
     (logged each iteration, measured before that iteration's step) falls."""
