@@ -119,22 +119,30 @@ def test_each_row_of_a_collection_is_one_whole_tune(tmp_path):
         assert len(finished) == cfg.tunes_per_iteration
 
 
-def test_updates_on_tunes_of_other_lengths_are_compiled_once(tmp_path):
-    """Every collection has other lengths (rows and columns per bucket): the KL passes, the advantages and the
-    PPO epoch are each traced once for all of them, and Adam's slots exist before the first compiled step (a
-    tf.function that creates variables traces twice). Each trace costs seconds; per new shape, every run."""
+def toy_learner(tmp_path, **fields):
+    """(config, rollouts, a function making a Learner over them) for the toy model, built as finetune builds them:
+    the policy, a second load as the prior, the agent with its optimizer. A Learner reads the config when made."""
     from rlmusic.learner import Learner
     from rlmusic.rundir import load_model
 
     model, vocab, _ = load_model(make_toy_run(tmp_path / "pre"))
     prior, _, _ = load_model(tmp_path / "pre")
-    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", tunes_per_iteration=5, max_length=300,
-                         primer="X:1\n", ptx_coef=0.0, update_buckets=2, num_epochs=2)
+    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", primer="X:1\n", ptx_coef=0.0, **fields)
     rollouts = Rollouts(cfg, vocab, model, RewardMix(cfg.rewards, gates=cfg.gate))
     agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
-    assert len(optimizer.variables) > 1  # Adam's moments are built with the agent
     rollouts.attach(agent)
-    learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), model, prior, rollouts.primer_ids)
+    return cfg, rollouts, lambda: Learner(cfg, agent, optimizer, (rollouts.actor, value_net), model, prior,
+                                          rollouts.primer_ids)
+
+
+def test_updates_on_tunes_of_other_lengths_are_compiled_once(tmp_path):
+    """Every collection has other lengths (rows and columns per bucket): the KL passes, the advantages and the
+    PPO epoch are each traced once for all of them, and Adam's slots exist before the first compiled step (a
+    tf.function that creates variables traces twice). Each trace costs seconds; per new shape, every run."""
+    cfg, rollouts, make_learner = toy_learner(tmp_path, tunes_per_iteration=5, max_length=300, update_buckets=2,
+                                              num_epochs=2)
+    learner = make_learner()
+    assert len(learner.optimizer.variables) > 1  # Adam's moments are built with the agent
     shapes = set()
     for _ in range(3):
         exp, finished = rollouts.collect()
@@ -412,23 +420,14 @@ def test_a_finetune_with_dense_credit_logs_it(tiny_run, tmp_path):
 def test_the_update_by_length_buckets_is_the_whole_batch_update(tmp_path):
     """Rows sorted by length and cut into buckets cost less to run, but the loss and its gradient must be those
     of the whole batch padded to its longest tune (each bucket weighed by its share of rows x columns)."""
-    from rlmusic.learner import Learner
-    from rlmusic.rundir import load_model
-
-    model, vocab, _ = load_model(make_toy_run(tmp_path / "pre"))
-    prior, _, _ = load_model(tmp_path / "pre")
-    cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", tunes_per_iteration=7, max_length=300,
-                         primer="X:1\n", ptx_coef=0.0)
-    rollouts = Rollouts(cfg, vocab, model, RewardMix(cfg.rewards, gates=cfg.gate))
-    agent, value_net, optimizer = make_agent(cfg, rollouts.env, rollouts.actor)
-    rollouts.attach(agent)
+    cfg, rollouts, make_learner = toy_learner(tmp_path, tunes_per_iteration=7, max_length=300)
     exp, finished = rollouts.collect()
     lengths = [len(info["tune"]) for info in finished]
     assert len(set(lengths)) > 2  # unequal tunes, or the test shows nothing
 
     def loss_and_grads(buckets):
         cfg.update_buckets = buckets
-        learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), model, prior, rollouts.primer_ids)
+        learner = make_learner()
         parts = [learner.shape(part, infos, 0.1)[0] for part, infos in learner.split(exp, finished)]
         assert len(parts) == buckets
         with tf.GradientTape() as tape:
