@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,30 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.embedding_dim=8", "model.units=16", "train.batch_size=4", "train.seq_length=32",
         "train.steps=6", "train.log_every=2", "train.eval_every=3", "train.warmup_steps=1",
         "data.val_fraction=0.25"]
+
+
+def toy_vocab():
+    """The toy models' 11 characters: enough for a header, a key and a bar of notes."""
+    from rlmusic.vocab import Vocab
+
+    return Vocab(list("\nX:1KCABcd|"))
+
+
+def make_toy_run(path, seed=0):
+    """A 'pretrained' run dir with a tiny untrained model over toy_vocab() (all finetune needs)."""
+    from rlmusic._tf import tf
+    from rlmusic.model import ModelConfig, build_model
+    from rlmusic.rundir import RunDir
+
+    tf.keras.utils.set_random_seed(seed)
+    cfg = ModelConfig(embedding_dim=8, units=32)
+    model = build_model(len(toy_vocab()), cfg)
+    run = RunDir(path)
+    run.path.mkdir(parents=True)
+    run.write_config(json.dumps({"model": cfg.__dict__}))
+    run.write_vocab(toy_vocab())
+    run.save_checkpoint(0, model=model)
+    return path
 
 
 @pytest.fixture(scope="session")
