@@ -15,7 +15,10 @@ beta), the mean over its seeds with their range as a band. `--resume-to N` also 
 only those presets). `--trade-plot FILE.png` draws form against validity per column (two-strain tunes and tunes
 with repeat signs against the valid share, mean +- std), the corpus's form +- 0.05 as a band. `--targets-plot
 FILE.png` draws, for every reward a preset holds at a target, its mean per iteration against the target and its
-weight (the longest run of each seed). Below the table, per column, the commonest first problems of the invalid
+weight (the longest run of each seed). `--with EARLIER.json ...` adds the design columns of an earlier call's
+`--json` (runs since deleted, or measured in another session): only if its corpus and pretrained columns are
+this call's own, figure for figure (the same seeds, --num, data and machine), else an error says which differs.
+Below the table, per column, the commonest first problems of the invalid
 tunes (evaluate's `invalid_reasons`, averaged over the seeds): what limits the valid share.
 """
 
@@ -66,10 +69,15 @@ def main() -> None:
                     help="with --resume-to: continue only these presets (file stems, e.g. form_soft)")
     ap.add_argument("--trade-plot", help="PNG of form against validity per column, mean +- std over the seeds")
     ap.add_argument("--targets-plot", help="PNG of each reward_targets reward per iteration, its target and weight")
+    ap.add_argument("--with", dest="earlier", nargs="+", default=[], metavar="JSON",
+                    help="also the design columns of earlier --json files, if their corpus and pretrained columns "
+                         "are this call's (same seeds, --num, data, machine)")
     args = ap.parse_args()
     stems = [Path(p).stem for p in args.presets]
     if args.resume_only and (not args.resume_to or set(args.resume_only) - set(stems)):
         ap.error(f"--resume-only needs --resume-to and names among the presets' stems ({', '.join(stems)})")
+
+    earlier = read_earlier(args.earlier)
 
     from rlmusic.rundir import shipped_model
 
@@ -103,6 +111,11 @@ def main() -> None:
         for label, name in zip(labels, names[1:]):
             results.setdefault(label, []).append(columns[name])
         corpus.append(columns.get("corpus", {}))  # each seed's own sample of real tunes
+    for path, cols in earlier.items():
+        try:
+            results = {**comparable_columns(path, cols, {"corpus": corpus, "pretrained": base}), **results}
+        except ValueError as err:
+            fail(str(err))
 
     header = ["metric", "corpus", "pretrained", *results]
     print("| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1))
@@ -120,6 +133,45 @@ def main() -> None:
         plot_trade({"corpus": corpus, "pretrained": base, **results}, Path(args.trade_plot))
     if args.targets_plot:
         plot_targets(longest, Path(args.targets_plot))
+
+
+# Figures fixed by the tunes sampled: equal only if the same tunes were drawn (same seed, --num, data, machine).
+SAMPLED = ("valid_rate", "mean_notes", "two_strain_tunes", "repeat_sign_tunes", "notes_not_in_key")
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def read_earlier(paths: list[str]) -> dict[str, dict[str, list[dict]]]:
+    """The --with files, read before anything is run (a bad one ends the call at once)."""
+    out = {}
+    for path in paths:
+        try:
+            cols = json.loads(Path(path).read_text())
+            if not isinstance(cols, dict) or not all(isinstance(v, list) for v in cols.values()):
+                raise ValueError("not a --json file of this script")
+        except (OSError, ValueError) as err:
+            fail(f"--with {path}: cannot read it ({err})")
+        out[path] = cols
+    return out
+
+
+def comparable_columns(path: str, earlier: dict[str, list[dict]], ours: dict[str, list[dict]]) -> dict:
+    """The design columns of an earlier call's --json, checked to be comparable: its corpus and pretrained
+    columns must hold this call's figures, seed by seed (else the designs were measured on other tunes)."""
+    for name, mine in ours.items():
+        theirs = earlier.get(name, [])
+        if len(theirs) != len(mine):
+            raise ValueError(f"--with {path}: its {name} column has {len(theirs)} seeds, this call's "
+                             f"{len(mine)}: not comparable")
+        for seed, (a, b) in enumerate(zip(theirs, mine)):
+            for key in SAMPLED:
+                if key in b and (key not in a or abs(a[key] - b[key]) > 1e-9):
+                    raise ValueError(f"--with {path}: {name} {key} of seed position {seed} is {a.get(key)} "
+                                     f"there, {b[key]} here: other tunes, not comparable")
+    return {k: v for k, v in earlier.items() if k not in ours}
 
 
 def cell(values: list) -> str:

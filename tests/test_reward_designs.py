@@ -1,9 +1,13 @@
 """benchmarks/reward_designs.py: presets x seeds from one pretrained run, one table; --resume-to continues copies."""
 
+import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,8 +53,54 @@ def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, 
                for line in (out / "tiny-seed0-to4" / "metrics.jsonl").read_text().splitlines()]
     assert weights[0] == 0.5 and len(set(weights)) > 1  # logged, and adapted by the controller
 
+    # a later call with one design adds the earlier call's columns (--with): the same pretrained tunes, so they
+    # compare; its own run exists and is evaluated, not trained again
+    proc = designs("--presets", other, "--seeds", "0", "--checkpoint", tiny_run, "--data", data_dir, "--num", 4,
+                   "--out", out, "--set", "ptx_coef=0", "--set", "reward_targets.tonic_start_end=0.5",
+                   "--set", "target_control=pi", "--with", tmp_path / "d.json", "--json", tmp_path / "d2.json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    header = [line for line in proc.stdout.splitlines() if line.startswith("| metric")][-1]
+    assert header.split("|")[1:-1] == [" metric ", " corpus ", " pretrained ", " tiny ", " tiny@4 ", " other "]
+    assert json.loads((tmp_path / "d2.json").read_text())["tiny@4"] == results["tiny@4"]
+    assert len((out / "other-seed0" / "metrics.jsonl").read_text().splitlines()) == 3
+
 
 def test_resume_only_names_a_preset(tmp_path):
     proc = designs("--presets", "tiny", "--resume-to", 4, "--resume-only", "nope", "--out", tmp_path, timeout=120)
     assert proc.returncode == 2 and "--resume-only needs --resume-to and names among the presets' stems (tiny)" \
         in proc.stderr
+
+
+def test_an_unreadable_earlier_table_ends_the_call_before_any_run(tmp_path):
+    proc = designs("--presets", "tiny", "--with", tmp_path / "none.json", "--out", tmp_path / "d", timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: --with {tmp_path / 'none.json'}: cannot read it")
+    assert not (tmp_path / "d").exists()
+
+
+def columns(valid, notes=70.0, seeds=1):
+    return [{"valid_rate": valid, "mean_notes": notes} for _ in range(seeds)]
+
+
+@pytest.mark.parametrize("earlier,message", [
+    # the same corpus and pretrained figures: its design columns join the table
+    ({"corpus": columns(0.95), "pretrained": columns(0.85), "default": columns(0.9)}, None),
+    # the pretrained model's tunes differ (another machine, --num or seed): the designs saw other tunes
+    ({"corpus": columns(0.95), "pretrained": columns(0.86), "default": columns(0.9)},
+     "pretrained valid_rate of seed position 0 is 0.86 there, 0.85 here"),
+    # a figure missing there counts as different, not as equal
+    ({"corpus": columns(0.95), "pretrained": [{"valid_rate": 0.85}], "default": columns(0.9)},
+     "pretrained mean_notes of seed position 0 is None there, 70.0 here"),
+    # three seeds there, one here
+    ({"corpus": columns(0.95, seeds=3), "pretrained": columns(0.85, seeds=3), "default": columns(0.9, seeds=3)},
+     "its corpus column has 3 seeds, this call's 1"),
+])
+def test_earlier_columns_join_only_when_measured_on_the_same_tunes(earlier, message):
+    spec = importlib.util.spec_from_file_location("reward_designs", ROOT / "benchmarks" / "reward_designs.py")
+    designs_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(designs_module)
+    ours = {"corpus": columns(0.95), "pretrained": columns(0.85)}
+    if message is None:
+        assert designs_module.comparable_columns("e.json", earlier, ours) == {"default": columns(0.9)}
+    else:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            designs_module.comparable_columns("e.json", earlier, ours)
