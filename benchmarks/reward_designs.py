@@ -17,7 +17,8 @@ with repeat signs against the valid share, mean +- std), the corpus's form +- 0.
 FILE.png` draws, for every reward a preset holds at a target, its mean per iteration against the target and its
 weight (the longest run of each seed). `--with EARLIER.json ...` adds the design columns of an earlier call's
 `--json` (runs since deleted, or measured in another session): only if its corpus and pretrained columns are
-this call's own, figure for figure (the same seeds, --num, data and machine), else an error says which differs.
+this call's own, figure for figure (the same seeds, --num, data and machine); else this call's table is
+written without them and an error says which figure differs.
 Below the table, per column, the commonest first problems of the invalid
 tunes (evaluate's `invalid_reasons`, averaged over the seeds): what limits the valid share.
 """
@@ -111,11 +112,12 @@ def main() -> None:
         for label, name in zip(labels, names[1:]):
             results.setdefault(label, []).append(columns[name])
         corpus.append(columns.get("corpus", {}))  # each seed's own sample of real tunes
-    for path, cols in earlier.items():
+    refused = []  # an earlier table measured on other tunes: this call's own figures are still written, then
+    for path, cols in earlier.items():  # the call fails naming it
         try:
             results = {**comparable_columns(path, cols, {"corpus": corpus, "pretrained": base}), **results}
         except ValueError as err:
-            fail(str(err))
+            refused.append(str(err))
 
     header = ["metric", "corpus", "pretrained", *results]
     print("| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1))
@@ -133,6 +135,8 @@ def main() -> None:
         plot_trade({"corpus": corpus, "pretrained": base, **results}, Path(args.trade_plot))
     if args.targets_plot:
         plot_targets(longest, Path(args.targets_plot))
+    if refused:
+        fail(refused[0])
 
 
 # Figures fixed by the tunes sampled: equal only if the same tunes were drawn (same seed, --num, data, machine).

@@ -54,11 +54,19 @@ def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, 
     assert weights[0] == 0.5 and len(set(weights)) > 1  # logged, and adapted by the controller
 
     # a later call with one design adds the earlier call's columns (--with): the same pretrained tunes, so they
-    # compare; its own run exists and is evaluated, not trained again
+    # compare; its own run exists and is evaluated, not trained again. A table of other tunes (its pretrained
+    # figure changed) is left out and named, after this call's own table is written.
+    other_tunes = json.loads((tmp_path / "d.json").read_text())
+    other_tunes["pretrained"][0]["valid_rate"] += 0.5
+    (tmp_path / "e.json").write_text(json.dumps({"pretrained": other_tunes["pretrained"], "corpus":
+                                                 other_tunes["corpus"], "elsewhere": other_tunes["tiny"]}))
     proc = designs("--presets", other, "--seeds", "0", "--checkpoint", tiny_run, "--data", data_dir, "--num", 4,
                    "--out", out, "--set", "ptx_coef=0", "--set", "reward_targets.tonic_start_end=0.5",
-                   "--set", "target_control=pi", "--with", tmp_path / "d.json", "--json", tmp_path / "d2.json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+                   "--set", "target_control=pi", "--with", tmp_path / "d.json", tmp_path / "e.json",
+                   "--json", tmp_path / "d2.json")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.splitlines()[-1].startswith(f"error: --with {tmp_path / 'e.json'}: pretrained valid_rate of "
+                                                   f"seed position 0")
     header = [line for line in proc.stdout.splitlines() if line.startswith("| metric")][-1]
     assert header.split("|")[1:-1] == [" metric ", " corpus ", " pretrained ", " tiny ", " tiny@4 ", " other "]
     assert json.loads((tmp_path / "d2.json").read_text())["tiny@4"] == results["tiny@4"]
