@@ -17,10 +17,10 @@ with repeat signs against the valid share, mean +- std), the corpus's form +- 0.
 FILE.png` draws, for every reward a preset holds at a target, its mean per iteration against the target and its
 weight (the longest run of each seed). `--with EARLIER.json ...` adds the design columns of an earlier call's
 `--json` (runs since deleted, or measured in another session): only if its corpus and pretrained columns are
-this call's own, figure for figure (the same seeds, --num, data and machine); else this call's table is
-written without them and an error says which figure differs.
-Below the table, per column, the commonest first problems of the invalid
-tunes (evaluate's `invalid_reasons`, averaged over the seeds): what limits the valid share.
+this call's own, figure for figure (the same seeds, --num, data, machine and TensorFlow thread count: another
+thread count samples other tunes); else this call's table is written without them and an error says which
+figure differs. Below the table, per column, the commonest first problems of the invalid tunes (evaluate's
+`invalid_reasons`, averaged over the seeds): what limits the valid share.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--targets-plot", help="PNG of each reward_targets reward per iteration, its target and weight")
     ap.add_argument("--with", dest="earlier", nargs="+", default=[], metavar="JSON",
                     help="also the design columns of earlier --json files, if their corpus and pretrained columns "
-                         "are this call's (same seeds, --num, data, machine)")
+                         "are this call's (same seeds, --num, data, machine, threads)")
     args = ap.parse_args()
     stems = [Path(p).stem for p in args.presets]
     if args.resume_only and (not args.resume_to or set(args.resume_only) - set(stems)):
@@ -112,8 +112,10 @@ def main() -> None:
         for label, name in zip(labels, names[1:]):
             results.setdefault(label, []).append(columns[name])
         corpus.append(columns.get("corpus", {}))  # each seed's own sample of real tunes
-    refused = []  # an earlier table measured on other tunes: this call's own figures are still written, then
-    for path, cols in earlier.items():  # the call fails naming it
+    # an earlier table measured on other tunes is left out; this call's own figures are still written, then the
+    # call fails naming it
+    refused = []
+    for path, cols in earlier.items():
         try:
             results = {**comparable_columns(path, cols, {"corpus": corpus, "pretrained": base}), **results}
         except ValueError as err:
@@ -139,7 +141,8 @@ def main() -> None:
         fail(refused[0])
 
 
-# Figures fixed by the tunes sampled: equal only if the same tunes were drawn (same seed, --num, data, machine).
+# Figures fixed by the tunes sampled: equal only if the same tunes were drawn (same seed, --num, data, machine,
+# thread count).
 SAMPLED = ("valid_rate", "mean_notes", "two_strain_tunes", "repeat_sign_tunes", "notes_not_in_key")
 
 
