@@ -114,12 +114,13 @@ def main() -> None:
         corpus.append(columns.get("corpus", {}))  # each seed's own sample of real tunes
     # an earlier table measured on other tunes is left out; this call's own figures are still written, then the
     # call fails naming it
-    refused = []
+    joined, refused = {}, []
     for path, cols in earlier.items():
         try:
-            results = {**comparable_columns(path, cols, {"corpus": corpus, "pretrained": base}), **results}
+            joined.update(comparable_columns(path, cols, {"corpus": corpus, "pretrained": base}))
         except ValueError as err:
             refused.append(str(err))
+    results = {**joined, **results}  # the earlier tables' columns first, in the order given, then this call's
 
     header = ["metric", "corpus", "pretrained", *results]
     print("| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1))
