@@ -16,26 +16,22 @@ TINY = ["model.embedding_dim=8", "model.units=16", "train.batch_size=4", "train.
         "data.val_fraction=0.25"]
 
 
-def toy_vocab():
-    """The toy models' 11 characters: enough for a header, a key and a bar of notes."""
-    from rlmusic.vocab import Vocab
-
-    return Vocab(list("\nX:1KCABcd|"))
-
-
 def make_toy_run(path, seed=0):
-    """A 'pretrained' run dir with a tiny untrained model over toy_vocab() (all finetune needs)."""
+    """A 'pretrained' run dir with a tiny untrained model over 11 characters, enough for a header, a key and a bar
+    of notes (all finetune needs)."""
     from rlmusic._tf import tf
     from rlmusic.model import ModelConfig, build_model
     from rlmusic.rundir import RunDir
+    from rlmusic.vocab import Vocab
 
+    vocab = Vocab(list("\nX:1KCABcd|"))
     tf.keras.utils.set_random_seed(seed)
     cfg = ModelConfig(embedding_dim=8, units=32)
-    model = build_model(len(toy_vocab()), cfg)
+    model = build_model(len(vocab), cfg)
     run = RunDir(path)
     run.path.mkdir(parents=True)
     run.write_config(json.dumps({"model": cfg.__dict__}))
-    run.write_vocab(toy_vocab())
+    run.write_vocab(vocab)
     run.save_checkpoint(0, model=model)
     return path
 
