@@ -100,7 +100,7 @@ def cmd_sample(args) -> int:
     model, vocab, _ = load_model(_checkpoint(args.checkpoint))
     tunes = Sampler(model, vocab).generate(args.num, primer=primer, max_length=args.max_length,
                                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                           seed=args.seed)
+                                           seed=args.seed, constrain=args.constrain)
     if args.out is None:
         for t in tunes:
             print(t.text + "\n")
@@ -183,6 +183,12 @@ def _meter(text: str) -> str:
     return text
 
 
+def _constrain_flag(p) -> None:
+    p.add_argument("--constrain", default="syntax", choices=("syntax", "none"),
+                   help="syntax (default): draw each character from those the ABC grammar allows, so every tune is "
+                        "valid ABC; none: the raw model")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m rlmusic", description=__doc__.splitlines()[0])
     common = _Parser(add_help=False)
@@ -232,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="same seed, same tunes")
     p.add_argument("--out", help="folder for the tunes (default: print ABC to stdout)")
     p.add_argument("--formats", default="abc", help="comma-separated: abc,mid,wav,svg,html")
+    _constrain_flag(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("evaluate", parents=[common], help="metrics table of a model's tunes (or of real tunes)")
@@ -258,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copy-bars", type=_number(int, 1), default=4,
                    help="with --data: a tune copies when it shares this many consecutive bars with a real one")
     p.add_argument("--report", help="write an offline HTML report (table, histograms, form, tunes) in this folder")
+    _constrain_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("rewards", parents=[common], help="list every registered reward")

@@ -232,6 +232,8 @@ def markdown_table(columns: dict[str, dict]) -> str:
     keys = [k for k in (*METRIC_KEYS, "mean_notes", "kl_to_reference", "nll_bits_per_char", *REALNESS_KEYS, *extra)
             if any(k in c and c[k] is not None for c in columns.values())]
     lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    if any("constrain" in c for c in columns.values()):  # how the models' tunes were drawn
+        lines.append("| constrain | " + " | ".join(c.get("constrain", "") for c in columns.values()) + " |")
     for k in keys:
         cells = []
         for c in columns.values():
@@ -310,10 +312,11 @@ def run(opts, log=print) -> dict[str, dict]:
         from rlmusic.sample import Sampler
 
         model, vocab, _ = load_model(checkpoint)
+        constrain = getattr(opts, "constrain", "none")
         sampled = [t.text for t in Sampler(model, vocab).generate(
             opts.num, max_length=opts.max_length, temperature=opts.temperature, top_k=getattr(opts, "top_k", 0),
-            top_p=getattr(opts, "top_p", 1.0), seed=opts.seed)]
-        result = tune_metrics(sampled, use_abc2midi)
+            top_p=getattr(opts, "top_p", 1.0), seed=opts.seed, constrain=constrain)]
+        result = {"constrain": constrain, **tune_metrics(sampled, use_abc2midi)}
         if opts.reference:
             ref_model, ref_vocab, _ = load_model(opts.reference)
             if ref_vocab != vocab:

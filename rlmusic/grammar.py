@@ -23,7 +23,7 @@ at the character where they arise (measured: `benchmarks/grammar_vs_abc2midi.py`
   ending is closed by `:|` and a second ending follows that `:|` (or a `[2` after it), a first ending never
   follows an end repeat with no `|:` between (rlmusic/abc_checks.py has the same rules, read off abc2midi);
 - body field lines `K: L: M: Q: P:` and inline fields `[K:..]`, `[M:..]`, `[L:..]`, `[Q:..]`, `[P:..]`, `[V:..]`
-  (after a `V:` the repeat rules are not checked: abc2midi reads repeats voice by voice);
+  (repeats are checked across voices, which every corpus tune with voices passes);
 - slurs `(..)` (at most 4 open), tuplets `(3`, `(p:q:r`, chord symbols and annotations `"..."`, `%` comments,
   `\\` before the end of a line, spaces, `` ` ``, `y`.
 
@@ -36,7 +36,6 @@ ending), and not right after a `\\` line continuation.
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from typing import NamedTuple
 
 END = "END"
@@ -44,9 +43,10 @@ END = "END"
 
 NOTE_LETTERS = frozenset("ABCDEFGabcdefg")
 ACCIDENTALS = ("^", "^^", "_", "__", "=")
-DECORATION_LETTERS = frozenset(".~HLMOPSTUuvJRk")
+DECORATION_LETTERS = frozenset(".~HLMOPSTuv")
+HEADER_FIELDS = frozenset("XTRMLQPKCONZSBDFGHA")  # the tune's fields and free-text notes about it
 BODY_FIELDS = frozenset("KLMPQ")  # field lines in the body (the corpus' cleaning keeps these)
-INLINE_FIELDS = frozenset("KLMPQV")
+INLINE_FIELDS = frozenset("KLMPV")
 MAX_SLURS, MAX_CHORD, MAX_DECORATION, MAX_VALUE, MAX_MARKS = 4, 6, 12, 40, 4
 
 # Field values abc2midi reads, as finite sets: a value typed so far must be a prefix of one of them.
@@ -63,12 +63,13 @@ DECORATIONS = frozenset((
     "breath pppp ppp pp p mp mf f ff fff ffff sf sfz crescendo( crescendo) <( <) diminuendo( diminuendo) >( >) "
     "segno Segno coda Coda D.S. D.C. dacoda dacapo fine shortphrase mediumphrase longphrase").split())
 CHORD_SYMBOLS = frozenset(f"{r}{a}{t}{bass}" for r in "ABCDEFG" for a in ("", "#", "b")
-                          for t in ("", "m", "7", "m7", "maj7", "dim", "aug", "6", "m6", "9", "sus4")
+                          for t in ("", "m", "7", "m7", "maj7", "dim", "6", "m6", "9", "sus4")
                           for bass in ("", *(f"/{b}" for b in "ABCDEFG")))
 BAR_TOKENS = frozenset(["|", "||", "|]", "[|", "|:", ":|", "::", ":||", ":|]", "||:", ":||:"])
-_Q_FULL = re.compile(r'(\d{1,2}/\d{1,2}=\d{1,3}|\d{1,3})( "[^"]{1,30}")?')
-_Q_PREFIX = re.compile(r'\d{0,2}|\d{1,2}/\d{0,2}|\d{1,2}/\d{1,2}=\d{0,3}|\d{1,3}|'
-                       r'(\d{1,2}/\d{1,2}=\d{1,3}|\d{1,3})( ("[^"]{0,30}"?)?)?')
+_Q_DEN = r"(?:[1248]|16|32)"  # abc2midi: the note of a tempo is a power of two
+_Q_FULL = re.compile(rf'\d{{1,3}}|\d{{1,2}}/{_Q_DEN}=\d{{1,3}}(?: "[A-Za-z ]{{1,30}}")?')
+_Q_PREFIX = re.compile(rf'\d{{0,3}}|\d{{1,2}}/(?:1|3|{_Q_DEN})?|\d{{1,2}}/{_Q_DEN}=\d{{0,3}}|'
+                       rf'\d{{1,2}}/{_Q_DEN}=\d{{1,3}} (?:"[A-Za-z ]{{0,30}}"?)?')
 _PART_FULL = re.compile(r"[A-Z][A-Za-z. ]{0,11}")
 _LENGTH = re.compile(r"(\d{0,2})(/{0,2})(\d{0,2})")
 
@@ -116,13 +117,6 @@ def length_ok(text: str, complete: bool) -> bool:
 _DENOMINATORS = ("2", "4", "8", "16", "32")
 
 
-def length_value(text: str) -> Fraction:
-    num, slashes, den = _LENGTH.fullmatch(text).groups()
-    n = int(num) if num else 1
-    d = int(den) if den else 2 ** len(slashes)
-    return Fraction(n, d)
-
-
 class Rep(NamedTuple):
     """Repeat structure so far (abc2midi's rules; see the module docstring)."""
 
@@ -148,29 +142,26 @@ class State(NamedTuple):
     head: int = 0
     """Header fields seen: 1 X, 2 T, 4 M, 8 K (the body), 16 P."""
     slurs: int = 0
-    chord: tuple | None = None
-    """Notes of the open chord, or None."""
+    chord: int | None = None
+    """Notes in the open chord so far; None: no chord."""
     tie: tuple | None = None
     """The tied note waiting for its continuation: (letter, marks, accidental)."""
-    last: tuple | None = None
-    """The last note, for a tie written apart from it (`d3 -d`): (letter, marks, accidental, mark)."""
     prev: tuple | None = None
     """For broken rhythm after it: the last note or rest's (length text, tuplet factor), ("chord",), or None."""
     broken: tuple | None = None
     """A `>` waiting for its second note: (length text, tuplet factor) it must have, or ("any",)."""
-    tuplet: tuple = (0, Fraction(1))
+    tuplet: tuple = (0, 1.0)
     mark: str = ""
     """How the next note is marked: "." staccato, "H" held, "~" roll, "d" after a decoration letter (a note must
     follow), "g" after grace notes."""
     rep: Rep = Rep()
     notes: bool = False
-    voices: bool = False
     parts: frozenset = frozenset()
     """Parts the header's P: names that no P: in the body has defined yet (abc2midi: `Part not defined`)."""
 
-    def tuplet_factor_next(self) -> Fraction:
+    def tuplet_factor_next(self) -> float:
         """The tuplet factor the next note gets."""
-        return self.tuplet[1] if self.tuplet[0] else Fraction(1)
+        return self.tuplet[1] if self.tuplet[0] else 1.0
 
 
 START = State("H0")
@@ -219,7 +210,7 @@ class AbcGrammar:
 
 # --- header -----------------------------------------------------------------------------------------------------
 def _h0(s: State, ch: str):
-    if not ch.isascii() or not ch.isalpha():
+    if ch not in HEADER_FIELDS:
         return None
     if s.head == 0 and ch != "X" or s.head and ch == "X":
         return None  # X: first, once
@@ -257,20 +248,27 @@ def _neutral(s: State, ch: str):
     """A character that starts a token (mode N, and the body line starts)."""
     if s.broken is not None and not (ch in NOTE_LETTERS or ch in _AFTER_BROKEN):
         return None  # the second note of broken rhythm follows (slurs, grace notes, decorations between)
-    if s.mark in _MUST_FOLLOW and not (ch in NOTE_LETTERS or ch in "^_=zx[" or ch in DECORATION_LETTERS):
-        return None  # abc2midi: a decoration letter stands before a note
+    if s.mark in _MUST_FOLLOW and not (ch in NOTE_LETTERS or ch in "^_=zx" or ch in DECORATION_LETTERS
+                                       or (ch == "[" and s.mark == "b")):
+        return None  # abc2midi: a decoration letter stands before a note (u, v before a chord too)
+    if s.tie is not None and not (ch in NOTE_LETTERS or ch in "^_= \t|\n()" or ch in DECORATION_LETTERS):
+        return None  # a tie is continued by the next note, across spaces, slurs, decorations, a plain bar line
+    if s.mark == "g" and ch in "{~":
+        return None  # abc2midi: a note follows grace notes (a roll is written as grace notes)
     if ch in NOTE_LETTERS:
         return _note_letter(s._replace(mode="A", aux=("n", "")), ch)
     if ch in "^_=":
         return _accidental(s, "n", ch)
-    if ch == " " or ch == "\t" or ch == "`" or ch == "y":
+    if ch == " " or ch == "\t":
         return s._replace(mode="N")
+    if ch == "`" or ch == "y" or ch == "k":  # spacers abc2midi skips (`k` is in the corpus' tunes)
+        return s._replace(mode="N", prev=None)
     if ch == "|" or ch == ":":
         return s._replace(mode="BR", buf=ch, mark="")
     if ch == "\n":
         return _newline(s)
     if ch in DECORATION_LETTERS:
-        if ch == "~" and s.tie is not None:
+        if ch == "~" and (s.tie is not None or s.mark == "~"):
             return None  # abc2midi writes a roll as notes of other pitches: the tie is broken
         return s._replace(mode="N", mark=_deco_mark(s.mark, ch))
     if ch == "z" or ch == "x":
@@ -282,65 +280,60 @@ def _neutral(s: State, ch: str):
             return None
         return s._replace(mode="Z", buf="", mark="")
     if ch == "[":
-        return s._replace(mode="B", mark="")
+        return s._replace(mode="B", mark=s.mark if s.mark == "b" else "", prev=None)
     if ch == "(":
-        return s._replace(mode="P", mark="")
+        return s._replace(mode="P", prev=None)
     if ch == ")":  # abc2midi reads a `)` that closes no slur, as real tunes have them
         return s._replace(mode="N", slurs=max(s.slurs - 1, 0), mark="")
     if ch == "{":
-        return s._replace(mode="G", buf="", aux=(), mark="")
+        return s._replace(mode="G", buf="", aux=(), mark="", prev=None)
     if ch == '"':
-        return s._replace(mode="Q", buf="", mark="")
+        return s._replace(mode="Q", buf="", mark="", prev=None)
     if ch == "!":
-        return s._replace(mode="D", buf="")
-    if ch == "-":  # a tie apart from its note: `d3 -d`
-        if s.tie is not None or s.last is None or s.mark == "g" or s.last[3] == ".":
-            return None
-        return s._replace(mode="N", tie=s.last[:3], mark="")
+        return s._replace(mode="D", buf="", prev=None)
     if ch == ">" or ch == "<":
         return _broken(s, ch)
     if ch == "%":
-        return s._replace(mode="C")
+        return s._replace(mode="C", prev=None)
     if ch == "\\":
-        return s._replace(mode="BS")
+        return s._replace(mode="BS", prev=None)
     return None
 
 
 def _deco_mark(before: str, ch: str) -> str:
-    """The mark after a decoration letter: the length mark abc2midi gives the note (`.` staccato, `H` held, `.H`
-    counts as unmarked), and "d": a note must follow."""
-    if ch == ".":
-        return "."
-    if ch == "H":
-        return "d" if before == "." else "H"
-    if ch == "~":
+    """The mark after a decoration letter, given the mark before it; each says a note must follow. "s": the chain
+    holds a staccato dot or a fermata (`H`), which change the length abc2midi gives the note; "~": a roll, which
+    abc2midi writes out as notes; "b": bowing marks only (`u`, `v`), which may stand before a chord; "d": other."""
+    if ch in ".H" or before == "s":
+        return "s"
+    if ch == "~" or before == "~":
         return "~"
-    return "d"
+    return "b" if ch in "uv" and before in ("", "g", "b") else "d"
 
 
-_MUST_FOLLOW = frozenset(".H~d")  # marks after a decoration letter: a note follows
-_AFTER_BROKEN = frozenset("^_=zx(){ ~[") | DECORATION_LETTERS
-_LENGTH_MARK = {".": ".", "H": "H", "~": "?"}  # the mark abc2midi's length of a note depends on ("?": unknown)
+_MUST_FOLLOW = frozenset("s~db")  # marks after a decoration letter: a note follows
+_AFTER_BROKEN = frozenset("^_=zx(){ [") | DECORATION_LETTERS
+_LENGTH_MARK = {"s": "s", "~": "?"}  # the mark abc2midi's length of a note depends on ("?": unknown)
 
 
 def _newline(s: State):
     if s.chord is not None or s.broken is not None or s.mark in _MUST_FOLLOW:
         return None
-    if s.mode == "L0":  # a blank line: the end of the tune
-        return END if _complete(s) else None
+    if s.mode == "L0":  # a blank line: the end of the tune (abc2midi: not right after grace notes)
+        return END if _complete(s) and s.mark != "g" else None
     if s.mode == "L1":
         return None
-    return s._replace(mode="L0", mark="")
+    return s._replace(mode="L0", mark="g" if s.mark == "g" else "")
 
 
 def _complete(s: State) -> bool:
     rep = s.rep
     return (s.notes and not s.parts and s.tie is None and s.broken is None and s.tuplet[0] == 0
-            and s.chord is None and (s.voices or not (rep.open or rep.first_open)))
+            and s.chord is None and not (rep.open or rep.first_open))
 
 
 def _l0(s: State, ch: str):
-    if ch in BODY_FIELDS and s.tie is None and s.broken is None:
+    if ch in BODY_FIELDS and s.tie is None and s.broken is None and s.tuplet[0] == 0:
         return s._replace(mode="LF", aux=(ch,))
     return _neutral(s, ch)
 
@@ -381,14 +374,11 @@ def _backslash(s: State, ch: str):
 
 
 def _quote(s: State, ch: str):
-    """A chord symbol abc2midi knows (`"Am7"`, `"G/B"`) or an annotation (`"^text"`: ^ _ < > @ first)."""
-    annotation = s.buf[:1] in ("^", "_", "<", ">", "@")
+    """A chord symbol abc2midi knows (`"Am7"`, `"G/B"`; the corpus has no annotations)."""
     if ch == '"':
-        return s._replace(mode="N", buf="") if annotation or s.buf in CHORD_SYMBOLS else None
-    if ch == "\n" or not ch.isprintable() or len(s.buf) >= MAX_VALUE:
-        return None
+        return s._replace(mode="N", buf="") if s.buf in CHORD_SYMBOLS else None
     buf = s.buf + ch
-    return s._replace(buf=buf) if annotation or buf[:1] in "^_<>@" or buf in _CHORD_PREFIXES else None
+    return s._replace(buf=buf) if buf in _CHORD_PREFIXES else None
 
 
 def _decoration(s: State, ch: str):
@@ -397,7 +387,7 @@ def _decoration(s: State, ch: str):
     if ch == "!":
         if s.buf not in DECORATIONS:
             return None
-        return s._replace(mode="N", buf="", mark="H" if s.buf == "fermata" else "")
+        return s._replace(mode="N", buf="", mark="s" if s.buf == "fermata" else "")
     buf = s.buf + ch
     return s._replace(buf=buf) if buf in _DECORATION_PREFIXES else None
 
@@ -425,7 +415,7 @@ def _note_letter(s: State, ch: str):
     tie = s.tie if ctx != "c" else None
     if tie is not None and (tie[0] != ch or (acc and acc != tie[2])):
         return None
-    if ctx == "c" and len(s.chord) >= MAX_CHORD:
+    if ctx == "c" and s.chord >= MAX_CHORD:
         return None
     return s._replace(mode="T", aux=(ctx, acc, ch, ""), buf="")
 
@@ -448,7 +438,7 @@ def _in_note(s: State, ch: str):
             return None
         return s._replace(buf=buf)
     if ch == "-" and ctx != "c":
-        if ctx == "g" or s.mark == ".":
+        if ctx == "g" or s.mark == "s":
             return None  # no ties in grace notes; a staccato note cannot be tied (abc2midi)
         s = _finish_note(s)
         return None if s is None else s._replace(mode="E", tie=(letter, marks, acc))
@@ -465,7 +455,7 @@ def _finish_note(s: State):
     if not length_ok(length, True):
         return None
     if ctx == "c":
-        return s._replace(mode="CH", buf="", aux=(), chord=s.chord + ((letter, marks, acc),))
+        return s._replace(mode="CH", buf="", aux=(), chord=s.chord + 1)
     if ctx == "n" or (ctx == "g" and s.tie is not None):
         if s.tie is not None and s.tie[1] != marks:
             return None
@@ -482,11 +472,10 @@ def _place(s: State, length: str, pitch: tuple | None):
             length != s.broken[0] or factor != s.broken[1] or "?" not in (mark, s.broken[2]) and mark != s.broken[2]):
         return None
     left, tf = s.tuplet
-    tuplet = (left - 1, tf) if left > 1 else (0, Fraction(1))
+    tuplet = (left - 1, tf) if left > 1 else (0, 1.0)
     prev = None if s.broken is not None else (length, factor, mark)
-    last = None if pitch is None else pitch + (s.mark,)
     rep = s.rep._replace(second_ok=False) if s.rep.second_ok else s.rep
-    return s._replace(mode="N", buf="", aux=(), tie=None, last=last, prev=prev,
+    return s._replace(mode="N", buf="", aux=(), tie=None, prev=prev,
                       broken=None, tuplet=tuplet, mark="", notes=True, rep=rep)
 
 
@@ -513,7 +502,7 @@ def _rest(s: State, ch: str):
 def _bar_rest(s: State, ch: str):
     if ch.isdigit() and len(s.buf) < 2 and not (ch == "0" and not s.buf):
         return s._replace(buf=s.buf + ch)
-    s = s._replace(mode="N", buf="", last=None, prev=None, notes=True)
+    s = s._replace(mode="N", buf="", prev=None, notes=True)
     return step_body(s, ch)
 
 
@@ -521,18 +510,20 @@ def _bar_rest(s: State, ch: str):
 def _bracket(s: State, ch: str):
     if s.broken is not None and not (ch in NOTE_LETTERS or ch in "^_="):
         return None  # after `>` a chord, nothing else
-    if ch in INLINE_FIELDS:
+    if s.mark == "b" and not (ch in NOTE_LETTERS or ch in "^_="):
+        return None  # after a decoration letter, a chord
+    if ch in INLINE_FIELDS and s.tuplet[0] == 0:  # abc2midi: no field inside a tuplet
         return s._replace(mode="IF", aux=(ch,))
     if ch == "1" or ch == "2":
         return _ending(s, ch)
     if ch == "|":
         return s._replace(mode="BR", buf="[|")
-    if s.tie is not None or s.mark == "~":
-        return None  # no chord continues a tie (the grammar's bound); abc2midi rolls no chord
+    if s.tie is not None:
+        return None  # no chord continues a tie (the grammar's bound)
     if ch in NOTE_LETTERS:
-        return _note_letter(s._replace(mode="A", aux=("c", ""), chord=()), ch)
+        return _note_letter(s._replace(mode="A", aux=("c", ""), chord=0), ch)
     if ch in "^_=":
-        return _accidental(s._replace(chord=()), "c", ch)
+        return _accidental(s._replace(chord=0), "c", ch)
     return None
 
 
@@ -545,8 +536,7 @@ def _inline_value(s: State, ch: str):
     if ch == "]":
         if not value_ok(field, s.buf, True):
             return None
-        return s._replace(mode="N", buf="", aux=(), voices=s.voices or field == "V",
-                          parts=s.parts - {s.buf} if field == "P" else s.parts)
+        return s._replace(mode="N", buf="", aux=(), parts=s.parts - {s.buf} if field == "P" else s.parts)
     buf = s.buf + ch
     if ch == "\n" or len(buf) > MAX_VALUE or not value_ok(field, buf, False):
         return None
@@ -570,8 +560,8 @@ def _chord_length(s: State, ch: str):
     if ch == "-" or not length_ok(s.buf, True):
         return None
     left, tf = s.tuplet
-    s = s._replace(mode="N", buf="", chord=None, tie=None, last=None, prev=None if s.broken else ("chord",),
-                   broken=None, tuplet=(left - 1, tf) if left > 1 else (0, Fraction(1)), mark="", notes=True,
+    s = s._replace(mode="N", buf="", chord=None, tie=None, prev=None if s.broken else ("chord",),
+                   broken=None, tuplet=(left - 1, tf) if left > 1 else (0, 1.0), mark="", notes=True,
                    rep=s.rep._replace(second_ok=False))
     return step_body(s, ch)
 
@@ -613,22 +603,21 @@ def _bar_marks(token: str) -> list[str]:
 
 
 def _bar_line(s: State, token: str):
-    if s.broken is not None:
-        return None
+    if s.broken is not None or (s.tie is not None and (token not in ("|", "||") or len(s.tie) > 3)):
+        return None  # a tie crosses one plain bar line at most
     rep = s.rep
     for mark in _bar_marks(token):
-        rep = _repeat(rep, mark, s.voices)
+        rep = _repeat(rep, mark)
         if rep is None:
             return None
-    return s._replace(mode="N", buf="", rep=rep, last=None, prev=None, mark="")
+    tie = s.tie if s.tie is None else s.tie[:3] + (True,)
+    return s._replace(mode="N", buf="", rep=rep, prev=None, mark="", tie=tie)
 
 
-def _repeat(rep: Rep, mark: str, voices: bool) -> Rep | None:
-    if voices:
-        return rep
+def _repeat(rep: Rep, mark: str) -> Rep | None:
     if mark == "start":
-        if rep.open:
-            return None  # abc2midi: another |: after a |:
+        if rep.open or rep.first_open:
+            return None  # abc2midi: another |: after a |: (or in a first ending)
         return rep._replace(after_end=False, open=True, second_ok=False)
     if mark == "end":
         return rep._replace(after_end=True, open=False, first_open=False, second_ok=rep.first_open)
@@ -639,17 +628,18 @@ def _repeat(rep: Rep, mark: str, voices: bool) -> Rep | None:
 
 
 def _ending(s: State, ch: str):
+    if s.tie is not None:
+        return None
     rep = s.rep
-    if not s.voices:
-        if ch == "1":
-            if rep.first_open or (not rep.ending_seen and rep.after_end):
-                return None  # abc2midi: a first ending after :| with no |: between
-            rep = rep._replace(first_open=True, ending_seen=True, second_ok=False)
-        else:
-            if not rep.second_ok:
-                return None
-            rep = rep._replace(second_ok=False, ending_seen=True)
-    return s._replace(mode="ED", buf="", rep=rep, last=None, prev=None, mark="")
+    if ch == "1":
+        if rep.first_open or (not rep.ending_seen and rep.after_end):
+            return None  # abc2midi: a first ending after :| with no |: between
+        rep = rep._replace(first_open=True, ending_seen=True, second_ok=False)
+    else:
+        if not rep.second_ok:
+            return None
+        rep = rep._replace(second_ok=False, ending_seen=True)
+    return s._replace(mode="ED", buf="", rep=rep, prev=None, mark="")
 
 
 def _ending_after(s: State, ch: str):
@@ -666,7 +656,7 @@ def _paren(s: State, ch: str):
         return s._replace(mode="TP", buf=ch)
     if s.slurs >= MAX_SLURS:
         return None
-    return step_body(s._replace(mode="N", slurs=s.slurs + 1), ch)
+    return step_body(s._replace(mode="N", slurs=s.slurs + 1, mark="g" if s.mark == "g" else ""), ch)
 
 
 _TUPLET = re.compile(r"([2-9])(?::([1-9]?)(?::([1-9]?))?)?")
@@ -683,7 +673,7 @@ def _tuplet(s: State, ch: str):
     p = int(m.group(1))
     q = int(m.group(2)) if m.group(2) else _TUPLET_Q.get(p, 2)
     r = int(m.group(3)) if m.group(3) else p
-    return step_body(s._replace(mode="N", buf="", tuplet=(r, Fraction(q, p))), ch)
+    return step_body(s._replace(mode="N", buf="", tuplet=(r, q / p)), ch)
 
 
 def _broken(s: State, ch: str):

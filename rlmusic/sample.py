@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from rlmusic._tf import tf
 
+import numpy as np
+
+from rlmusic.constrain import check_constrain, compiled
 from rlmusic.corpus import DEFAULT_PRIMER, TUNE_SEPARATOR
 from rlmusic.errors import UserError
 from rlmusic.vocab import Vocab
@@ -48,9 +51,13 @@ class Sampler:
         self.vocab = vocab
         self.newline = vocab.index.get("\n", -1)
         self._loop = tf.function(self._generate_ids)
+        self._rows: _GrammarRows | None = None  # the grammar states of the batch being generated (masked loop)
 
-    def _generate_ids(self, primer, batch, max_new, temperature, top_k, top_p, seed):
-        """primer [P] ids -> new ids [batch, max_new] and per-row lengths (chars up to the end of the tune)."""
+    def _generate_ids(self, primer, batch, max_new, temperature, top_k, top_p, seed, first_mask, masked: bool):
+        """primer [P] ids -> new ids [batch, max_new] and per-row lengths (chars up to the end of the tune). With
+        `masked`, each step draws from the characters the ABC grammar allows (`first_mask` [batch, V] for the
+        first step, then the masks `self._rows` gives): the model's distribution renormalised over them, before
+        temperature, top-k and top-p."""
         tokens = tf.tile(primer[None, :], [batch, 1])
         logits, states = self.model(tokens, self.model.initial_state(batch))
         logits = logits[:, -1, :]
@@ -60,7 +67,9 @@ class Sampler:
         out = tf.TensorArray(tf.int32, size=max_new)
         greedy = temperature <= 0.0
 
-        def body(t, logits, states, prev, done, lengths, out):
+        def body(t, logits, states, prev, done, lengths, out, mask):
+            if masked:
+                logits = tf.where(mask, logits, -1e9)
             filtered = filter_logits(logits, temperature, top_k, top_p)
             drawn = tf.random.stateless_categorical(filtered, 1, seed=tf.stack([seed, tf.cast(t, tf.int64)]))[:, 0]
             nxt = tf.where(greedy, tf.argmax(logits, -1, output_type=tf.int32), tf.cast(drawn, tf.int32))
@@ -70,35 +79,71 @@ class Sampler:
             lengths = tf.where(ends, t - 1, lengths)
             done = tf.logical_or(done, ends)
             step_logits, states = self.model(nxt[:, None], states)
-            return t + 1, step_logits[:, 0, :], states, nxt, done, lengths, out
+            if masked:  # the grammar reads the characters drawn and says what may follow
+                mask = tf.numpy_function(self._advance, [nxt, t + 1], tf.bool, stateful=True)
+                mask = tf.ensure_shape(mask, first_mask.shape)  # an op, so graph optimisers know the shape too
+            return t + 1, step_logits[:, 0, :], states, nxt, done, lengths, out, mask
 
-        def cond(t, logits, states, prev, done, lengths, out):
+        def cond(t, logits, states, prev, done, lengths, out, mask):
             return tf.logical_and(t < max_new, ~tf.reduce_all(done))
 
-        t, _, _, _, done, lengths, out = tf.while_loop(
-            cond, body, [tf.constant(0), logits, states, prev, done, lengths, out])
+        t, _, _, _, done, lengths, out, _ = tf.while_loop(
+            cond, body, [tf.constant(0), logits, states, prev, done, lengths, out, first_mask])
         ids = tf.transpose(out.stack())  # [batch, t]
         return ids, lengths, done
 
+    def _advance(self, drawn: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return self._rows.advance(drawn, int(t))
+
     def generate(self, num: int, primer: str = DEFAULT_PRIMER, max_length: int = 1500, temperature: float = 1.0,
-                 top_k: int = 0, top_p: float = 1.0, seed: int = 0, batch_size: int = 64) -> list[Tune]:
-        """`num` tunes, each starting with `primer`, at most `max_length` chars long (primer included)."""
+                 top_k: int = 0, top_p: float = 1.0, seed: int = 0, batch_size: int = 64,
+                 constrain: str = "none") -> list[Tune]:
+        """`num` tunes, each starting with `primer`, at most `max_length` chars long (primer included).
+
+        `constrain="syntax"`: every character is drawn from those the ABC grammar (rlmusic/grammar.py) allows
+        after the text so far, so every tune is valid ABC and ends within `max_length`; "none": the raw model."""
         if not primer:
             raise UserError("primer: must not be empty (the default is 'X:1\\n')")
+        masked = check_constrain(constrain) == "syntax"
         primer_ids = tf.constant(self.vocab.encode(primer, what="primer"))
         max_new = max(1, max_length - len(primer))
+        grammar = compiled(tuple(self.vocab.chars)) if masked else None
+        start_state = grammar.start(primer) if masked else 0
         tunes: list[Tune] = []
         for start in range(0, num, batch_size):
             batch = min(batch_size, num - start)
+            if masked:
+                self._rows = _GrammarRows(grammar, start_state, batch, max_new)
+                first_mask = self._rows.masks(0)
+                if not first_mask.any(axis=1).all():
+                    raise UserError(f"max_length {max_length}: too short for a valid tune after the primer")
+            else:
+                first_mask = np.ones((batch, len(self.vocab)), bool)
             ids, lengths, done = self._loop(
                 primer_ids, tf.constant(batch), tf.constant(max_new), tf.constant(float(temperature)),
-                tf.constant(int(top_k)), tf.constant(float(top_p)), tf.constant(seed * 1_000_003 + start, tf.int64))
+                tf.constant(int(top_k)), tf.constant(float(top_p)), tf.constant(seed * 1_000_003 + start, tf.int64),
+                tf.constant(first_mask), masked)
             ids, lengths, done = ids.numpy(), lengths.numpy(), done.numpy()
             for row, n, d in zip(ids, lengths, done):
                 text = primer + self.vocab.decode(row[: max(int(n), 0)])
                 text = text.split(TUNE_SEPARATOR)[0].rstrip("\n")
                 tunes.append(Tune(text=text, hit_limit=not bool(d)))
         return tunes
+
+
+class _GrammarRows:
+    """The grammar state of each row of one batch, advanced by the characters drawn (rlmusic/constrain.py)."""
+
+    def __init__(self, grammar, start_state: int, batch: int, max_new: int):
+        self.grammar, self.max_new = grammar, max_new
+        self.sids = np.full(batch, start_state, np.int64)
+
+    def masks(self, t: int) -> np.ndarray:
+        return self.grammar.masks(self.sids, self.max_new - t)
+
+    def advance(self, drawn: np.ndarray, t: int) -> np.ndarray:
+        self.sids = self.grammar.advance(self.sids, drawn.astype(np.int64))
+        return self.masks(t)
 
 
 def header_primer(key: str | None = None, meter: str | None = None, title: str | None = None,
