@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
 from rlmusic.abc import scan
+from rlmusic.constrain import check_constrain, compiled
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.errors import UserError
 from rlmusic.rewards.mix import RewardMix
@@ -55,9 +57,18 @@ class AbcCompositionEnv(gym.Env):
     tune `form` scores 0 keeps half). A reward weighted below 0 is a charge the gates do not scale: an invalid tune
     pays it too. `info["tune"]` holds the text and `info["rewards"]` each plugin's score.
 
+    ## Action Masks
+    With `constrain="syntax"` (the default of `rlmusic/AbcComposition-v1`) the environment offers, at every step,
+    the characters that can continue a valid ABC tune and still end it within `max_length` (rlmusic/grammar.py,
+    compiled by rlmusic/constrain.py): `info["action_mask"]` (int8, 1 = allowed) from `reset` and `step`, and
+    `action_masks()` as sb3-contrib's MaskablePPO reads it. A policy that draws only allowed characters writes
+    valid ABC by construction and always ends its tune. An action the mask forbids is taken all the same (as in
+    Gymnasium's own masked environments), but the tune is then invalid, and every action is allowed from there.
+
     ## Episode End
     Terminated when the tune ends (the agent writes a blank line: two newlines). Truncated when `max_length`
-    characters have been written (the primer not counted) without that: a time limit, not an end of the tune.
+    characters have been written (the primer not counted) without that: a time limit, not an end of the tune
+    (never with `constrain="syntax"`: the mask ends every tune in time).
 
     ## Arguments
     - `vocab`: a `Vocab` or a list of characters (default: the embedded corpus' vocabulary, 109 characters);
@@ -69,7 +80,9 @@ class AbcCompositionEnv(gym.Env):
       `name@floor` for a soft gate;
     - `dense`: also compute the dense credit (`info["dense"]`, see Rewards);
     - `primer`: the text every tune starts with (default `X:1\n`; a header such as `X:1\nT:\nM:6/8\nL:1/8\nK:D\n`
-      asks for a jig in D). It must end with a newline.
+      asks for a jig in D). It must end with a newline;
+    - `constrain`: "syntax" offers action masks from the ABC grammar (see Action Masks); "none" (the class's
+      default, as in v0) offers none.
 
     ## Version History
     - v0: one character per step, the episode's reward at its last step from a shared reward mix
@@ -79,13 +92,15 @@ class AbcCompositionEnv(gym.Env):
       (`name@floor`). A negative weight is no longer scaled by the gates. The scanner, and so `valid` (the
       default gate) and its dense credit, now also rejects what abc2midi rejects in ties, broken rhythm and
       repeats, at the character at fault (rlmusic/abc_checks.py).
+    - v1: action masks from the ABC grammar (`constrain="syntax"`, the default of this id; the class keeps
+      "none"): `info["action_mask"]` and `action_masks()`; an episode that follows them is never truncated.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, vocab: Vocab | list[str] | None = None, rewards: dict[str, float] | RewardMix | None = None,
                  max_length: int = 1000, primer: str = DEFAULT_PRIMER, gate: str | list[str] | None = "valid",
-                 render_mode: str | None = None, dense: bool = False):
+                 render_mode: str | None = None, dense: bool = False, constrain: str = "none"):
 
         self.vocab = default_vocab() if vocab is None else (vocab if isinstance(vocab, Vocab) else Vocab(vocab))
         missing = [c for c in "\nX:K" if c not in self.vocab.index]
@@ -107,16 +122,38 @@ class AbcCompositionEnv(gym.Env):
         self.observation_space = spaces.Discrete(len(self.vocab))
         self._start = self.vocab.index[primer[-1]]
         self._chars: list[str] = []
+        self.constrain = check_constrain(constrain, "constrain:")
+        self.grammar = compiled(tuple(self.vocab.chars)) if constrain == "syntax" else None
+        self._start_state = self.grammar.start(primer) if self.grammar else 0
+        self._state = self._start_state
+
+    def action_masks(self) -> np.ndarray:
+        """The characters allowed next (bool [vocab]); all of them without `constrain`."""
+        if self.grammar is None or self._state is None:
+            return np.ones(len(self.vocab), bool)
+        left = self.max_length - (len(self._chars) - len(self.primer))
+        return self.grammar.masks(np.array([self._state]), left)[0]
+
+    def _info(self, info: dict) -> dict:
+        if self.grammar is not None:
+            info["action_mask"] = self.action_masks().astype(np.int8)
+        return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._chars = list(self.primer)
-        return self._start, {}
+        self._state = self._start_state
+        return self._start, self._info({})
 
     def step(self, action):
         action = int(action)
         if not 0 <= action < len(self.vocab):
             raise ValueError(f"action {action} outside Discrete({len(self.vocab)})")
+        if self._state is not None and self.grammar is not None:
+            # a forbidden action is taken as any action is (Gymnasium's masks advise), but leaves the grammar:
+            # the tune is invalid, and from there on every action is allowed
+            self._state = (int(self.grammar.advance(np.array([self._state]), np.array([action]))[0])
+                           if self.action_masks()[action] else None)
         self._chars.append(self.vocab.chars[action])
         terminated = self._chars[-1] == "\n" and self._chars[-2] == "\n"
         truncated = not terminated and len(self._chars) - len(self.primer) >= self.max_length
@@ -129,7 +166,7 @@ class AbcCompositionEnv(gym.Env):
             info = {"tune": tune, "rewards": scores}
             if self.dense:
                 info["dense"] = self.mix.dense([tune], **context)[0]
-        return action, float(reward), terminated, truncated, info
+        return action, float(reward), terminated, truncated, self._info(info)
 
     def render(self):
         if self.render_mode == "ansi":

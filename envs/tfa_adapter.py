@@ -8,6 +8,10 @@ The `info` of each episode's last step is kept in `finished` (the caller drains 
 tunes and scores the environment produced instead of decoding and scoring them again. With `one_episode`, an
 environment whose episode has ended idles (the Gymnasium env is not stepped, nothing is scored: observation 0,
 reward 0) until `finished` is drained, for loops that collect one episode per environment and pad the rest.
+An environment that offers action masks (`info["action_mask"]`, as AbcCompositionEnv with constrain="syntax")
+gives the observation {"char": id, "mask": allowed characters}: what tf-agents policies split with an
+`observation_and_action_constraint_splitter`, and what rlmusic's policy network masks its logits with, so the
+trajectories keep the masks their actions were drawn under.
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
         self.discount = np.float32(discount)
         self.one_episode = one_episode
         n_obs, n_act = int(env.observation_space.n), int(env.action_space.n)
-        self._observation_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_obs - 1, name="observation")
+        self.masked = getattr(env, "constrain", "none") != "none"
+        char_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_obs - 1, name="observation")
+        self._observation_spec = char_spec if not self.masked else {
+            "char": char_spec, "mask": array_spec.ArraySpec((n_act,), np.bool_, name="mask")}
+        self._all_allowed = np.ones(n_act, np.bool_)
         self._action_spec = array_spec.BoundedArraySpec((), np.int32, 0, n_act - 1, name="action")
         self.finished: list[dict] = []
 
@@ -39,17 +47,23 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
     def action_spec(self):
         return self._action_spec
 
+    def _observation(self, obs, info: dict):
+        if not self.masked:
+            return np.int32(obs)
+        mask = info.get("action_mask")
+        return {"char": np.int32(obs), "mask": self._all_allowed if mask is None else mask.astype(np.bool_)}
+
     def _reset(self):
-        obs, _ = self.env.reset()
-        return ts.restart(np.int32(obs))
+        obs, info = self.env.reset()
+        return ts.restart(self._observation(obs, info))
 
     def _step(self, action):
         if self.one_episode and self.finished:
-            return ts.transition(np.int32(0), np.float32(0.0), self.discount)
+            return ts.transition(self._observation(0, {}), np.float32(0.0), self.discount)
         obs, reward, terminated, truncated, info = self.env.step(int(action))
         if terminated or truncated:
             self.finished.append(info)
-        obs, reward = np.int32(obs), np.float32(reward)
+        obs, reward = self._observation(obs, info), np.float32(reward)
         if terminated:
             return ts.termination(obs, reward)
         if truncated:

@@ -156,24 +156,32 @@ def enough_bars(tunes: list[str], **context) -> list[float]:
 
 @register("valid")
 def valid(tunes: list[str], **context) -> list[float]:
-    """1.0 when all required headers are there and the scanner found no problem, else 0.0.
+    """1.0 when the tune is valid ABC by the grammar (rlmusic/grammar.py, what the sampler's mask allows: the
+    headers X T M K, abc2midi's rules), else 0.0.
 
-    The fast stand-in for the abc2midi check (rlmusic.validity), used for valid rates inside the RL loop.
+    The fast stand-in for the abc2midi check (rlmusic.validity), used for valid rates inside the RL loop; a
+    policy drawing under the grammar's mask (constrain: syntax) scores 1.0 on every tune.
     Example: `X:1\nT:a\nK:C\nABc|` -> 0.0 (no M:).
     """
-    return [float(all(f in s.fields for f in REQUIRED) and not s.problems) for s in scans_of(tunes, context)]
+    return [float(at is None) for at in _grammar_errors(tunes, context)]
+
+
+def _grammar_errors(tunes: list[str], context: dict) -> list[int | None]:
+    """Where each tune stops being valid ABC (None: valid), kept in the scans' cache for the dense form."""
+    from rlmusic.grammar import AbcGrammar
+
+    scans = scans_of(tunes, context)
+    grammar = AbcGrammar()
+    for s, t in zip(scans, tunes):
+        if "grammar" not in s.cache:
+            s.cache["grammar"] = grammar.first_error(t)
+    return [s.cache["grammar"] for s in scans]
 
 
 def _valid_per_note(tunes: list[str], **context) -> list[list[tuple[int, float]]]:
-    """Dense form: -1 at the character where the first problem arises (the scanner's offset; a missing header
-    field: where the music begins)."""
-    out = []
-    for s in scans_of(tunes, context):
-        at = [p.offset for p in s.problems[:1]]
-        if not all(f in s.fields for f in REQUIRED):
-            at.append(s.body_start)
-        out.append([(min(at), -1.0)] if at else [])
-    return out
+    """Dense form: -1 at the first character no valid tune has there (a missing header field: where the music
+    begins; a tune left open: its end)."""
+    return [[] if at is None else [(at, -1.0)] for at in _grammar_errors(tunes, context)]
 
 
 valid.per_note = _valid_per_note

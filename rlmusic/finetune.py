@@ -118,6 +118,13 @@ class FinetuneConfig(Checked):
     """Characters per tune (after the primer) before the episode is truncated."""
     primer: str = DEFAULT_PRIMER
     """Every tune starts with this text (a header asks for a key or meter); must end with a newline."""
+    constrain: Literal["syntax", "none"] = "syntax"
+    """"syntax": the policy draws each character from those the ABC grammar allows (the environment's action
+    masks, rlmusic/grammar.py): every tune is valid ABC and ends within max_length, the stored masks make PPO's
+    ratios, entropy and the KL to the (equally masked) prior consistent, and no reward has to buy syntax. The
+    supervised ptx term stays unmasked: its windows start mid-tune, where the grammar's state is unknown, and
+    raising the model's probability of a real character raises its masked probability too. "none": the raw
+    model, as before the grammar."""
     learning_rate: Annotated[float, Range(0, min_open=True)] = 2e-4
     """Adam learning rate of the policy and value networks."""
     num_epochs: Annotated[int, Range(1)] = 4

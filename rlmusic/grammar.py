@@ -44,7 +44,7 @@ END = "END"
 NOTE_LETTERS = frozenset("ABCDEFGabcdefg")
 ACCIDENTALS = ("^", "^^", "_", "__", "=")
 DECORATION_LETTERS = frozenset(".~HLMOPSTuv")
-HEADER_FIELDS = frozenset("XTRMLQPKCONZSBDFGHA")  # the tune's fields and free-text notes about it
+HEADER_FIELDS = frozenset("XTRMLQPKCONZSBDFGH")  # the tune's fields and free-text notes about it
 BODY_FIELDS = frozenset("KLMPQ")  # field lines in the body (the corpus' cleaning keeps these)
 INLINE_FIELDS = frozenset("KLMPV")
 MAX_SLURS, MAX_CHORD, MAX_DECORATION, MAX_VALUE, MAX_MARKS = 4, 6, 12, 40, 4
@@ -192,6 +192,16 @@ class AbcGrammar:
 
     def accepts(self, text: str) -> bool:
         return self.first_error(text) is None
+
+    def describe_error(self, text: str) -> str | None:
+        """None for a valid tune, else where it stops being one, in words."""
+        at = self.first_error(text)
+        if at is None:
+            return None
+        line = text.count("\n", 0, at) + 1
+        if at == len(text):
+            return f"the tune cannot end here (line {line}): something is left open"
+        return f"{text[at]!r} at {at} (line {line}) cannot continue a valid tune"
 
     def can_end(self, state: State) -> bool:
         """May the tune end here (the next characters a blank line)?"""

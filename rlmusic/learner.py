@@ -61,8 +61,11 @@ def make_agent(cfg, env, actor):
     """The tf-agents agent for `cfg.agent`, its value network and optimizer. PPO's collect policy records its
     value predictions and `preprocess_sequence` computes returns and advantages (tf-agents' path for training
     on experience prepared outside `train`), which lets the update run bucket by bucket."""
+    masked = isinstance(env.observation_spec(), dict)  # the value of a state does not depend on the mask
     value_net = value_rnn_network.ValueRnnNetwork(
-        env.observation_spec(), preprocessing_layers=tf.keras.layers.Embedding(actor.model.vocab_size, 32),
+        env.observation_spec(),
+        preprocessing_layers=None if masked else tf.keras.layers.Embedding(actor.model.vocab_size, 32),
+        preprocessing_combiner=CharEmbedding(actor.model.vocab_size, 32) if masked else None,
         input_fc_layer_params=None, lstm_size=(cfg.value_units,), output_fc_layer_params=None)
     optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
     counter = tf.Variable(0, dtype=tf.int64)
@@ -83,6 +86,21 @@ def make_agent(cfg, env, actor):
     # twice on its first call
     optimizer.build(trainable_variables((actor, value_net)))
     return agent, value_net, optimizer
+
+
+class CharEmbedding(tf.keras.layers.Layer):
+    """The value network's input with masked observations: the embedding of the character alone."""
+
+    def __init__(self, vocab_size: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.dim = vocab_size, dim
+        self.embedding = tf.keras.layers.Embedding(vocab_size, dim)
+
+    def call(self, observation):
+        return self.embedding(observation["char"])
+
+    def get_config(self):  # tf-agents copies networks from their layers' configs
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim}
 
 
 def trainable_variables(networks) -> list:

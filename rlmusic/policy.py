@@ -5,6 +5,11 @@ nothing is copied by hand) as a tf-agents `Network` that returns a categorical d
 character. Its state is the model's (the LSTM's (h, c) per layer, and the attention window if the model has
 one); where a step starts a new episode the state is set to the primed state (the model's state after the
 primer), also in the middle of a training sequence, so tunes collected back to back never leak into each other.
+
+With masks (an environment with constrain="syntax": observations {"char", "mask"}), the network's distribution
+is the model's renormalised over the allowed characters: the logits of the others are set to MASKED. tf-agents
+records these logits with each action, so PPO's probability ratios, its entropy and the KL to the prior (masked
+the same way, `sequence_log_probs`) are all over the allowed characters.
 """
 
 from __future__ import annotations
@@ -24,28 +29,50 @@ class CharPolicyNetwork(network.Network):
     environment gives as the first observation). At a FIRST step the state is the model's state after reading
     them, as when `sample` starts from a primer; with no primer it is zero."""
 
-    def __init__(self, model, primer_ids=(), name: str = "CharPolicyNetwork"):
-        super().__init__(input_tensor_spec=tensor_spec.BoundedTensorSpec((), tf.int32, 0, model.vocab_size - 1),
-                         state_spec=model.state_spec(), name=name)
+    def __init__(self, model, primer_ids=(), name: str = "CharPolicyNetwork", masked: bool = False):
+        char_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, model.vocab_size - 1)
+        spec = char_spec if not masked else {"char": char_spec,
+                                             "mask": tensor_spec.TensorSpec((model.vocab_size,), tf.bool)}
+        super().__init__(input_tensor_spec=spec, state_spec=model.state_spec(), name=name)
         self.model = model
         self.primer_ids = tf.constant(list(primer_ids), tf.int32)
 
     def logits(self, observations, step_type, network_state, training=False):
-        """Logits [B, V] (one step) or [B, T, V] (sequences), and the new state."""
+        """Logits [B, V] (one step) or [B, T, V] (sequences), masked where the observations carry masks, and the
+        new state."""
+        chars, mask = split_observation(observations)
         primed = primed_state(self.model, self.primer_ids)
-        if observations.shape.rank == 1:
+        if chars.shape.rank == 1:
             state = _reset(network_state, tf.equal(step_type, ts.StepType.FIRST), primed)
-            logits, state = self.model(observations[:, None], state, training=training)
-            return logits[:, 0], state
-        return _unroll(self.model, observations, step_type, network_state, primed, training)
+            logits, state = self.model(chars[:, None], state, training=training)
+            return apply_mask(logits[:, 0], mask), state
+        logits, state = _unroll(self.model, chars, step_type, network_state, primed, training)
+        return apply_mask(logits, mask), state
 
     def call(self, observations, step_type=None, network_state=(), training=False):
+        chars, _ = split_observation(observations)
         if step_type is None:
-            step_type = tf.zeros_like(observations)
+            step_type = tf.zeros_like(chars)
         if not network_state:
-            network_state = self.model.initial_state(tf.shape(observations)[0])
+            network_state = self.model.initial_state(tf.shape(chars)[0])
         logits, state = self.logits(observations, step_type, network_state, training)
         return tfp.distributions.Categorical(logits=logits, dtype=tf.int32), state
+
+
+MASKED = -1e9
+"""The logit of a character the grammar does not allow: exp(MASKED - any real logit) is 0 in float32."""
+
+
+def split_observation(observations):
+    """(character ids, mask or None) of observations with or without masks."""
+    if isinstance(observations, dict):
+        return observations["char"], observations["mask"]
+    return observations, None
+
+
+def apply_mask(logits, mask):
+    """`logits` with the characters `mask` forbids set to MASKED (None: unchanged)."""
+    return logits if mask is None else tf.where(mask, logits, MASKED)
 
 
 def primed_state(model, primer_ids):
@@ -91,9 +118,12 @@ def _unroll(model, observations, step_type, state, primed, training=False):
 
 
 def sequence_log_probs(model, observations, actions, step_type, primer_ids=()):
-    """log p(a_t | s_t) under `model` for trajectories [B, T] (state primed at FIRST steps), and the logits."""
+    """log p(a_t | s_t) under `model` for trajectories [B, T] (state primed at FIRST steps), and the logits; with
+    masks in the observations, of the model renormalised over the allowed characters."""
+    chars, mask = split_observation(observations)
     primed = primed_state(model, tf.constant(list(primer_ids), tf.int32))
-    logits, _ = _unroll(model, observations, step_type, model.initial_state(tf.shape(observations)[0]), primed)
+    logits, _ = _unroll(model, chars, step_type, model.initial_state(tf.shape(chars)[0]), primed)
+    logits = apply_mask(logits, mask)
     return -tf.nn.sparse_softmax_cross_entropy_with_logits(actions, logits), logits
 
 

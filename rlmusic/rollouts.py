@@ -37,13 +37,14 @@ class Rollouts:
         self.cfg = cfg
         self.mix = mix
         make_env = lambda: AbcCompositionEnv(  # noqa: E731
-            vocab=vocab, rewards=mix, max_length=cfg.max_length, primer=cfg.primer, dense=cfg.dense_coef > 0)
+            vocab=vocab, rewards=mix, max_length=cfg.max_length, primer=cfg.primer, dense=cfg.dense_coef > 0,
+            constrain=cfg.constrain)
         # one_episode: an environment whose tune has ended idles (its row is padding) instead of writing and
         # scoring tunes nobody reads
         self.py_env = batched(make_env, cfg.tunes_per_iteration, one_episode=True)
         self.env = tf_py_environment.TFPyEnvironment(self.py_env)
         self.primer_ids = vocab.encode(cfg.primer[:-1], what="primer")  # the last char is the first observation
-        self.actor = CharPolicyNetwork(policy_model, self.primer_ids)
+        self.actor = CharPolicyNetwork(policy_model, self.primer_ids, masked=cfg.constrain == "syntax")
 
     def attach(self, agent) -> None:
         self.policy = agent.collect_policy

@@ -114,14 +114,16 @@ def _run_abc2midi(exe: str, tunes: list[str], timeout: float) -> tuple[list[list
 
 def check_tunes(tunes: list[str], use_abc2midi: bool = True) -> list[list[str]]:
     """Every problem of every tune: missing headers, then abc2midi's errors, or where abc2midi is not installed
-    (or not wanted) the scanner's problems, which is the `valid` reward's test. An empty list means valid."""
+    (or not wanted) where the ABC grammar (rlmusic/grammar.py) finds the tune stops being valid, which is the
+    `valid` reward's test and the sampler's mask. An empty list means valid."""
     problems = [header_problems(t) for t in tunes]
     if use_abc2midi and abc2midi_path():
         found = abc2midi_errors(tunes)
     else:
-        from rlmusic.abc import scan
+        from rlmusic.grammar import AbcGrammar
 
-        found = [[str(p) for p in scan(t).problems] for t in tunes]
+        grammar = AbcGrammar()
+        found = [[e] if (e := grammar.describe_error(t)) else [] for t in tunes]
     for p, errs in zip(problems, found):
         p.extend(errs)
     return problems
@@ -131,7 +133,7 @@ CHECKERS = ("auto", "abc2midi", "scanner")
 
 
 def resolve_checker(name: str) -> str:
-    """`--checker`: "abc2midi" (an error when it is not installed), "scanner", or "auto" (abc2midi when
+    """`--checker`: "abc2midi" (an error when it is not installed), "scanner" (the ABC grammar), or "auto" (abc2midi when
     installed). Returns the check that will run, so the summary can name it."""
     from rlmusic.errors import UserError
 
