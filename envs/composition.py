@@ -126,6 +126,11 @@ class AbcCompositionEnv(gym.Env):
         self.grammar = compiled(tuple(self.vocab.chars)) if constrain == "syntax" else None
         self._start_state = self.grammar.start(primer) if self.grammar else 0
         self._state = self._start_state
+        if self.grammar is not None:
+            shortest = self.grammar.distance(self.grammar.states[self._start_state])
+            if shortest > max_length:
+                raise UserError(f"max_length {max_length}: too short for a valid tune after the primer (the "
+                                f"shortest needs {shortest} characters)")
 
     def action_masks(self) -> np.ndarray:
         """The characters allowed next (bool [vocab]); all of them without `constrain`."""

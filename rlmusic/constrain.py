@@ -35,17 +35,19 @@ _VALUE_SETS = {"K": KEY_VALUES, "M": METER_VALUES, "L": LENGTH_VALUES}
 _DENOMINATORS = ("2", "4", "8", "16", "32")
 
 
-def _completion(values, prefix: str) -> str | None:
-    best = min((v for v in values if v.startswith(prefix)), key=len, default=None)
+def _completion(values, prefix: str, allowed=None) -> str | None:
+    """The rest of the shortest of `values` that starts with `prefix` (and is written in `allowed` characters)."""
+    best = min((v for v in values if v.startswith(prefix) and (allowed is None or set(v) <= allowed)),
+               key=len, default=None)
     return None if best is None else best[len(prefix):]
 
 
-def _value_char(field: str, buf: str, parts) -> str | None:
+def _value_char(field: str, buf: str, parts, allowed=None) -> str | None:
     """The next character of a short valid value of `field` after `buf`, or None when `buf` is complete."""
     if value_ok(field, buf, True) and not (field == "P" and parts and buf not in parts):
         return None
     if field in _VALUE_SETS:
-        rest = _completion(_VALUE_SETS[field], buf)
+        rest = _completion(_VALUE_SETS[field], buf, allowed)
         return rest[0] if rest else None
     if field == "X" or field == "V":
         return "1"
@@ -58,19 +60,23 @@ def _value_char(field: str, buf: str, parts) -> str | None:
     return None
 
 
-def _note_letter(s: State) -> str:
-    return s.tie[0] if s.tie is not None else "c"
+def _note_letter(s: State, allowed=None) -> str:
+    """The tied note's letter, or a note letter of the vocabulary."""
+    if s.tie is not None:
+        return s.tie[0]
+    return next((c for c in "cdefgabCDEFGAB" if allowed is None or c in allowed), "c")
 
 
-def close_char(s: State) -> str:
-    """The next character of an obvious way to close the tune from state `s` (checked by the caller)."""
+def close_char(s: State, allowed=None) -> str | None:
+    """The next character of an obvious way to close the tune from state `s`, in `allowed` characters where
+    there is a choice (the caller checks it on the machine)."""
     mode, aux = s.mode, s.aux
     if mode == "H0":
         return "X" if not s.head & 1 else "T" if not s.head & 2 else "M" if not s.head & 4 else "K"
     if mode in ("H1", "IF"):
         return ":"
     if mode in ("HV", "BV", "IV"):
-        ch = _value_char(aux[0], s.buf, s.parts)
+        ch = _value_char(aux[0], s.buf, s.parts, allowed)
         return ch if ch is not None else ("]" if mode == "IV" else "\n")
     if mode == "LF":
         return ":"
@@ -78,13 +84,15 @@ def close_char(s: State) -> str:
         annotation = s.buf[:1] in ("^", "_", "<", ">", "@")
         if annotation or s.buf in CHORD_SYMBOLS:
             return '"'
-        return _completion(CHORD_SYMBOLS, s.buf)[0]
+        rest = _completion(CHORD_SYMBOLS, s.buf, allowed)
+        return rest[0] if rest else None
     if mode == "D":
-        return "!" if s.buf in DECORATIONS else _completion(DECORATIONS, s.buf)[0]
+        rest = "!" if s.buf in DECORATIONS else _completion(DECORATIONS, s.buf, allowed)
+        return rest[0] if rest else None
     if mode in ("C", "BS"):
         return "\n"
     if mode == "A":
-        return _note_letter(s) if aux[0] != "c" else "c"
+        return _note_letter(s if aux[0] != "c" else s._replace(tie=None), allowed)
     if mode == "T":
         return _close_note(s)
     if mode in ("E", "ED", "Z", "TP"):
@@ -94,20 +102,20 @@ def close_char(s: State) -> str:
             return s.broken[0][len(s.buf)]
         return _close_length(s.buf) or " "
     if mode == "B":
-        return "|" if s.tie is not None else "c"
+        return "|" if s.tie is not None else _note_letter(s, allowed)
     if mode == "CH":
-        return "]" if s.chord else "c"
+        return "]" if s.chord else _note_letter(s._replace(tie=None), allowed)
     if mode == "CL":
         return _close_length(s.buf) or " "
     if mode == "G":
-        return "}" if aux else _note_letter(s)
+        return "}" if aux else _note_letter(s, allowed)
     if mode == "BR":
         return " " if s.buf in BAR_TOKENS else "|"
     if mode in ("P", "BK"):
-        return "c"
+        return _note_letter(s, allowed)
     if mode == "L1":
         return " "
-    return _close_neutral(s)  # N, L0
+    return _close_neutral(s, allowed)  # N, L0
 
 
 def _close_length(buf: str) -> str | None:
@@ -129,11 +137,11 @@ def _close_note(s: State) -> str:
     return {"n": " ", "c": "]", "g": "}"}[ctx]
 
 
-def _close_neutral(s: State) -> str:
+def _close_neutral(s: State, allowed=None) -> str:
     if s.tie is not None:
         return s.tie[2][:1] or s.tie[0]
-    if s.mark in (".", "H", "~", "d", "b", "g") or s.broken is not None or s.tuplet[0] or not s.notes:
-        return "c"
+    if s.mark in ("s", "~", "d", "b", "g") or s.broken is not None or s.tuplet[0] or not s.notes:
+        return _note_letter(s, allowed)
     if s.rep.first_open or s.rep.open:
         return ":"
     if s.parts and s.mode == "L0":
@@ -147,6 +155,7 @@ class CompiledGrammar:
     def __init__(self, chars: list[str], grammar: AbcGrammar | None = None):
         self.chars = list(chars)
         self.index = {c: i for i, c in enumerate(self.chars)}
+        self.charset = frozenset(self.chars)
         self.grammar = grammar or AbcGrammar()
         self.states: list = []
         self.ids: dict = {}
@@ -192,7 +201,7 @@ class CompiledGrammar:
         """The state after the next character of `s`'s close: the close rule's character if the machine and the
         vocabulary take it, else the first of a few fillers that leads somewhere new."""
         step = self.grammar.step
-        first = close_char(s)
+        first = close_char(s, self.charset)
         for ch in (first, *_FILL):
             if ch not in self.index:
                 continue

@@ -17,14 +17,14 @@ TINY = ["model.embedding_dim=8", "model.units=16", "train.batch_size=4", "train.
 
 
 def make_toy_run(path, seed=0):
-    """A 'pretrained' run dir with a tiny untrained model over 11 characters, enough for a header, a key and a bar
-    of notes (all finetune needs)."""
+    """A 'pretrained' run dir with a tiny untrained model over 15 characters, enough for the headers X T M K and a
+    bar of notes (a valid tune, which fine-tuning under the grammar's mask needs)."""
     from rlmusic._tf import tf
     from rlmusic.model import ModelConfig, build_model
     from rlmusic.rundir import RunDir
     from rlmusic.vocab import Vocab
 
-    vocab = Vocab(list("\nX:1KCABcd|"))
+    vocab = Vocab(list("\nX:1TM4/KCABcd|"))
     tf.keras.utils.set_random_seed(seed)
     cfg = ModelConfig(embedding_dim=8, units=32)
     model = build_model(len(vocab), cfg)

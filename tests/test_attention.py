@@ -93,7 +93,7 @@ def test_an_attention_model_pretrains_samples_and_finetunes(tmp_path, capsys):
     saved = json.loads((pre / "metrics.jsonl").read_text().splitlines()[-1])
     assert saved["val_bits_per_char"] > 0
     code, stdout, err = cli("sample", "--checkpoint", pre, "--num", 3, "--max-length", 50, "--primer",
-                            "X:1\nK:D\n", capsys=capsys)
+                            "X:1\nT:t\nM:4/4\nK:D\n", capsys=capsys)
     assert code == 0 and stdout.count("K:D") == 3, err
     ft = tmp_path / "ft"
     code, _, err = cli("finetune", "--checkpoint", pre, "--config", "tiny", "--out", ft, capsys=capsys)

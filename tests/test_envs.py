@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rlmusic.envs  # noqa: F401 - registers the environment
-from rlmusic.envs import ENV_ID, AbcCompositionEnv, default_vocab
+from rlmusic.envs import ENV_ID, ENV_ID_V0, AbcCompositionEnv, default_vocab
 from rlmusic.errors import UserError
 from rlmusic.rewards.mix import RewardMix
 
@@ -45,7 +45,7 @@ def test_a_finished_tune_terminates_with_its_score():
 
 
 def test_length_limit_is_a_truncation():
-    env = gym.make(ENV_ID, rewards={"headers": 1.0}, max_length=8, gate=None)
+    env = gym.make(ENV_ID_V0, rewards={"headers": 1.0}, max_length=8, gate=None)
     env.reset()
     results = write(env, BODY[:8])  # "T:t\nM:4/": the primer does not count towards max_length
     _, reward, terminated, truncated, info = results[-1]

@@ -69,7 +69,7 @@ def test_the_adapted_beta_stays_between_its_floor_and_its_ceiling(tmp_path):
     betas = {}
     for name, fields in runs.items():
         cfg = FinetuneConfig(rewards={"toy_rewards:share_of_a": 1.0}, gate="", ptx_coef=0.0, iterations=5,
-                             tunes_per_iteration=4, max_length=8, checkpoint_every=100, **fields)
+                             tunes_per_iteration=4, max_length=8, checkpoint_every=100, constrain="none", **fields)
         out = run_finetune(cfg, pre, tmp_path / f"ft-{name}", log=lambda m: None)
         betas[name] = [json.loads(line)["beta"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     np.testing.assert_allclose(betas["floor"], [0.1, 0.09, 0.081, 0.08, 0.08], rtol=1e-6)
@@ -119,7 +119,7 @@ def test_a_targeted_weight_is_adapted_logged_and_resumed(tmp_path):
     iteration's tunes with it, and a resumed run continues from the saved weight, not the configured one."""
     pre = make_toy_run(tmp_path / "pre")
     common = dict(rewards={"toy_rewards:share_of_a": 1.0}, gate="", reward_targets={"toy_rewards:share_of_a": 1.0},
-                  ptx_coef=0.0, tunes_per_iteration=4, max_length=8, checkpoint_every=2)
+                  ptx_coef=0.0, tunes_per_iteration=4, max_length=8, checkpoint_every=2, constrain="none")
     out = run_finetune(FinetuneConfig(iterations=2, **common), pre, tmp_path / "ft", log=lambda m: None)
     out = run_finetune(FinetuneConfig(iterations=4, **common), pre, out, log=lambda m: None)
     rows = RunDir(out).read_metrics()
@@ -135,7 +135,7 @@ def test_a_pi_controlled_weight_resumes_with_its_integral(tmp_path):
     pre = make_toy_run(tmp_path / "pre")
     common = dict(rewards={"toy_rewards:share_of_a": 1.0}, gate="", reward_targets={"toy_rewards:share_of_a": 1.0},
                   target_control="pi", target_kp=0.5, target_ki=0.25, ptx_coef=0.0, tunes_per_iteration=4,
-                  max_length=8, checkpoint_every=2)
+                  max_length=8, checkpoint_every=2, constrain="none")
     out = run_finetune(FinetuneConfig(iterations=2, **common), pre, tmp_path / "ft", log=lambda m: None)
     out = run_finetune(FinetuneConfig(iterations=4, **common), pre, out, log=lambda m: None)
     rows = RunDir(out).read_metrics()
@@ -244,8 +244,9 @@ def test_a_resumed_finetune_does_not_log_iterations_twice(tiny_run, tmp_path):
 
 def test_a_finetune_with_dense_credit_logs_it(tiny_run, tmp_path):
     out = tmp_path / "ft"
+    # unmasked: under the grammar's mask every tune is valid, and the syntax rewards place no penalty
     assert cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, "--set", "ptx_coef=0",
-               "--set", "dense_coef=0.5", "--set", "iterations=2")[0] == 0
+               "--set", "dense_coef=0.5", "--set", "iterations=2", "--set", "constrain=none")[0] == 0
     rows = RunDir(out).read_metrics()
     assert all(r["dense_credit"] <= 0 for r in rows)  # untrained tunes: penalties, never bonuses
     assert any(r["dense_credit"] < 0 for r in rows)

@@ -147,3 +147,37 @@ def test_sample_bad_inputs(tiny_run, tmp_path, capsys, args, message):
     assert code == 2 and message.format(tmp=tmp_path) in err and err.count("error:") == 1, err
     assert not (tmp_path / "o").exists()
     assert (tmp_path / "file.txt").read_text() == "notes"
+
+
+def test_constrained_tunes_are_valid_and_end_within_max_length(tiny_run):
+    from rlmusic.grammar import AbcGrammar
+
+    model, vocab, _ = load_model(tiny_run)
+    for max_length in (40, 120):
+        tunes = Sampler(model, vocab).generate(8, max_length=max_length, seed=1, constrain="syntax")
+        assert all(AbcGrammar().accepts(t.text) for t in tunes), [t.text for t in tunes]
+        assert not any(t.hit_limit for t in tunes) and all(len(t.text) <= max_length for t in tunes)
+
+
+def test_the_mask_renormalises_the_model_before_temperature_and_top_k():
+    """A model that insists on a tune without M: writes it unmasked; masked, greedy, top-k 1 and a low temperature
+    draw among the characters the grammar allows (the mask first, then the filters), and the tune is valid."""
+    from rlmusic.grammar import AbcGrammar
+
+    script = "X:1\nT:S\nK:D\nAB|\n\n"
+    vocab = Vocab.from_text(script + "M:4/C")
+    model = ScriptedModel(vocab, script)
+    raw = Sampler(model, vocab).generate(1, max_length=40, temperature=0.0, constrain="none")[0].text
+    assert raw == script.rstrip("\n") and not AbcGrammar().accepts(raw)
+    for kwargs in (dict(temperature=0.0), dict(top_k=1, seed=3), dict(temperature=0.5, seed=4)):
+        text = Sampler(model, vocab).generate(1, max_length=40, constrain="syntax", **kwargs)[0].text
+        # the script is followed while the grammar allows it; its K: before any M: is not allowed
+        assert text.startswith("X:1\nT:S\n") and text[8] != "K" and AbcGrammar().accepts(text), (kwargs, text)
+
+
+def test_a_primer_no_valid_tune_starts_with_needs_constrain_none(tiny_run, capsys):
+    code, _, err = cli("sample", "--checkpoint", tiny_run, "--num", 1, "--primer", "X:1\\nK:D\\n", capsys=capsys)
+    assert code == 2 and "no valid ABC tune starts with" in err and err.count("error:") == 1
+    code, out, _ = cli("sample", "--checkpoint", tiny_run, "--num", 1, "--max-length", 30, "--primer", "X:1\\nK:D\\n",
+                       "--constrain", "none", capsys=capsys)
+    assert code == 0 and out.startswith("X:1\nK:D\n")
