@@ -82,17 +82,22 @@ def mask_kl(model, vocab, tunes: list[str], primer: str) -> float:
     from rlmusic.constrain import compiled
 
     grammar = compiled(tuple(vocab.chars))
+    run = tf.function(lambda x: model(x, model.initial_state(tf.shape(x)[0]))[0])
     total, count = 0.0, 0
-    for tune in tunes:
-        ids = vocab.encode(tune + "\n\n", what="tune")
-        logits, _ = model(tf.constant([ids[:-1]]), model.initial_state(1))
-        probs = tf.nn.softmax(logits[0]).numpy()
-        sid = grammar.start(primer)
-        for t in range(len(primer) - 1, len(ids) - 1):
-            mask = grammar.masks(np.array([sid]), 10_000)[0]
-            total -= float(np.log(max(probs[t][mask].sum(), 1e-30)))
-            count += 1
-            sid = int(grammar.advance(np.array([sid]), np.array([ids[t + 1]]))[0])
+    for start in range(0, len(tunes), 64):
+        batch = [vocab.encode(t + "\n\n", what="tune") for t in tunes[start:start + 64]]
+        width = max(len(ids) for ids in batch) - 1
+        inputs = np.zeros((len(batch), width), np.int32)
+        for row, ids in enumerate(batch):
+            inputs[row, :len(ids) - 1] = ids[:-1]
+        probs = tf.nn.softmax(run(tf.constant(inputs))).numpy()
+        for row, ids in enumerate(batch):
+            sid = grammar.start(primer)
+            for t in range(len(primer) - 1, len(ids) - 1):
+                mass = probs[row, t][grammar.mask_one(sid, 10_000)].sum()
+                total -= float(np.log(max(mass, 1e-30)))
+                count += 1
+                sid = grammar.step_one(sid, int(ids[t + 1]))
     return total / count
 
 

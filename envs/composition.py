@@ -137,7 +137,7 @@ class AbcCompositionEnv(gym.Env):
         if self.grammar is None or self._state is None:
             return np.ones(len(self.vocab), bool)
         left = self.max_length - (len(self._chars) - len(self.primer))
-        return self.grammar.masks(np.array([self._state]), left)[0]
+        return self.grammar.mask_one(self._state, left)
 
     def _info(self, info: dict) -> dict:
         if self.grammar is not None:
@@ -157,8 +157,7 @@ class AbcCompositionEnv(gym.Env):
         if self._state is not None and self.grammar is not None:
             # a forbidden action is taken as any action is (Gymnasium's masks advise), but leaves the grammar:
             # the tune is invalid, and from there on every action is allowed
-            self._state = (int(self.grammar.advance(np.array([self._state]), np.array([action]))[0])
-                           if self.action_masks()[action] else None)
+            self._state = self.grammar.step_one(self._state, action) if self.action_masks()[action] else None
         self._chars.append(self.vocab.chars[action])
         terminated = self._chars[-1] == "\n" and self._chars[-2] == "\n"
         truncated = not terminated and len(self._chars) - len(self.primer) >= self.max_length

@@ -264,6 +264,22 @@ class CompiledGrammar:
         out[sids == self.end_id] = True
         return out
 
+    def mask_one(self, sid: int, left: int) -> np.ndarray:
+        """`masks` for one state (the environment's step: no batch to gather)."""
+        row = self.row_of[sid]
+        if row < 0:
+            row = self.fill(sid)
+        return self.cost[row] <= left if sid != self.end_id else np.ones(len(self.chars), bool)
+
+    def step_one(self, sid: int, action: int) -> int:
+        """`advance` for one state; -1 where the character is not allowed."""
+        if sid == self.end_id:
+            return sid
+        row = self.row_of[sid]
+        if row < 0:
+            row = self.fill(sid)
+        return int(self.next[row, action])
+
     def advance(self, sids: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The next state ids of rows in `sids` that write `actions`; rows at the end stay there. A character
         the mask did not allow is an error (the caller applied no mask)."""
