@@ -22,8 +22,9 @@ from functools import lru_cache
 import numpy as np
 
 from rlmusic.errors import UserError
-from rlmusic.grammar import (BAR_TOKENS, CHORD_SYMBOLS, DECORATIONS, END, KEY_VALUES, LENGTH_VALUES,
-                             METER_VALUES, START, AbcGrammar, State, length_ok, value_ok)
+from rlmusic.grammar import END, START, AbcGrammar, State
+from rlmusic.grammar_values import (BAR_TOKENS, CHORD_SYMBOLS, DECORATIONS, KEY_VALUES, LENGTH_VALUES, METER_VALUES,
+                                    length_ok, value_ok)
 
 BLOCKED = np.int32(1 << 30)
 """`cost` of a character that is not allowed."""

@@ -1,5 +1,9 @@
 """ABC as a machine that reads one character at a time: what a tune may write next, decided at every step.
 
+This module holds the machine, the header, the body between tokens, fields, bar lines and repeats; notes, chords,
+grace notes, tuplets and broken rhythm are in grammar_notes.py, the state in grammar_state.py, the value sets
+(keys, meters, decorations, chord symbols, lengths) in grammar_values.py.
+
 `step(state, char)` gives the next state, or None when no valid tune starts with the text so far plus `char`;
 `can_end(state)` says whether the tune may end there (the next two characters, a blank line, close it). A state
 is a small immutable tuple, so the compiled tables of rlmusic/constrain.py can number and memoise them.
@@ -35,136 +39,11 @@ ending), and not right after a `\\` line continuation.
 
 from __future__ import annotations
 
-import re
-from typing import NamedTuple
-
-END = "END"
-"""The state after the blank line that ends a tune."""
-
-NOTE_LETTERS = frozenset("ABCDEFGabcdefg")
-ACCIDENTALS = ("^", "^^", "_", "__", "=")
-DECORATION_LETTERS = frozenset(".~HLMOPSTuv")
-HEADER_FIELDS = frozenset("XTRMLQPKCONZSBDFGH")  # the tune's fields and free-text notes about it
-BODY_FIELDS = frozenset("KLMPQ")  # field lines in the body (the corpus' cleaning keeps these)
-INLINE_FIELDS = frozenset("KLMPV")
-MAX_SLURS, MAX_CHORD, MAX_DECORATION, MAX_VALUE, MAX_MARKS = 4, 6, 12, 40, 4
-
-# Field values abc2midi reads, as finite sets: a value typed so far must be a prefix of one of them.
-_MODES = ("", "m", "min", "minor", "maj", "major", "mix", "mixolydian", "dor", "dorian", "aeo", "aeolian", "phr",
-          "phrygian", "lyd", "lydian", "loc", "locrian", "ion", "ionian")
-KEY_VALUES = frozenset(
-    [f"{t}{a}{sep}{spelt}" for t in "ABCDEFG" for a in ("", "#", "b") for m in _MODES
-     for spelt in {m, m.capitalize()} for sep in (("",) if not m else ("", " "))] + ["none", "Hp", "HP"])
-METER_VALUES = frozenset(["C", "C|", "none"] + [f"{n}/{d}" for n in range(1, 17) for d in (1, 2, 4, 8, 16)])
-LENGTH_VALUES = frozenset(f"1/{d}" for d in (1, 2, 4, 8, 16, 32, 64))
-DECORATIONS = frozenset((
-    "trill lowermordent uppermordent mordent pralltriller roll turn turnx invertedturn invertedturnx arpeggio > "
-    "accent emphasis fermata invertedfermata tenuto 0 1 2 3 4 5 + plus snap slide wedge upbow downbow open thumb "
-    "breath pppp ppp pp p mp mf f ff fff ffff sf sfz crescendo( crescendo) <( <) diminuendo( diminuendo) >( >) "
-    "segno Segno coda Coda D.S. D.C. dacoda dacapo fine shortphrase mediumphrase longphrase").split())
-CHORD_SYMBOLS = frozenset(f"{r}{a}{t}{bass}" for r in "ABCDEFG" for a in ("", "#", "b")
-                          for t in ("", "m", "7", "m7", "maj7", "dim", "6", "m6", "9", "sus4")
-                          for bass in ("", *(f"/{b}" for b in "ABCDEFG")))
-BAR_TOKENS = frozenset(["|", "||", "|]", "[|", "|:", ":|", "::", ":||", ":|]", "||:", ":||:"])
-_Q_DEN = r"(?:[1248]|16|32)"  # abc2midi: the note of a tempo is a power of two
-_Q_FULL = re.compile(rf'\d{{1,3}}|\d{{1,2}}/{_Q_DEN}=\d{{1,3}}(?: "[A-Za-z ]{{1,30}}")?')
-_Q_PREFIX = re.compile(rf'\d{{0,3}}|\d{{1,2}}/(?:1|3|{_Q_DEN})?|\d{{1,2}}/{_Q_DEN}=\d{{0,3}}|'
-                       rf'\d{{1,2}}/{_Q_DEN}=\d{{1,3}} (?:"[A-Za-z ]{{0,30}}"?)?')
-_PART_FULL = re.compile(r"[A-Z][A-Za-z. ]{0,11}")
-_LENGTH = re.compile(r"(\d{0,2})(/{0,2})(\d{0,2})")
-
-
-def _prefixes(values) -> frozenset:
-    return frozenset(v[:i] for v in values for i in range(len(v) + 1))
-
-
-_KEY_PREFIXES, _METER_PREFIXES = _prefixes(KEY_VALUES), _prefixes(METER_VALUES)
-_LENGTH_PREFIXES, _DECORATION_PREFIXES = _prefixes(LENGTH_VALUES), _prefixes(DECORATIONS)
-_BAR_PREFIXES, _CHORD_PREFIXES = _prefixes(BAR_TOKENS), _prefixes(CHORD_SYMBOLS)
-
-
-def value_ok(field: str, value: str, complete: bool) -> bool:
-    """Is `value` (typed so far, or `complete`) a value of field `field` the grammar accepts?"""
-    if field == "K":
-        return value in (KEY_VALUES if complete else _KEY_PREFIXES)
-    if field == "M":
-        return value in (METER_VALUES if complete else _METER_PREFIXES)
-    if field == "L":
-        return value in (LENGTH_VALUES if complete else _LENGTH_PREFIXES)
-    if field == "X":
-        return (value.isdigit() if complete else value == "" or value.isdigit()) and len(value) <= 6
-    if field == "Q":
-        return bool((_Q_FULL if complete else _Q_PREFIX).fullmatch(value))
-    if field == "P":
-        return bool(_PART_FULL.fullmatch(value)) if complete else value == "" or bool(_PART_FULL.fullmatch(value))
-    if field == "V":
-        return (value != "" or not complete) and len(value) <= 12 and all(c.isalnum() for c in value)
-    return True  # free text (T:, R:, ...)
-
-
-def length_ok(text: str, complete: bool) -> bool:
-    """A note length suffix: `2`, `3/2`, `/`, `//`, `/4`; at most two digits each side, no zero, a denominator
-    a power of two (abc2midi crashes on `E/3`)."""
-    m = _LENGTH.fullmatch(text)
-    if not m:
-        return False
-    num, slashes, den = m.groups()
-    if den and not slashes or num.startswith("0") or den.startswith("0") or (den and len(slashes) > 1):
-        return False
-    return not den or (den in _DENOMINATORS if complete else any(d.startswith(den) for d in _DENOMINATORS))
-
-
-_DENOMINATORS = ("2", "4", "8", "16", "32")
-
-
-class Rep(NamedTuple):
-    """Repeat structure so far (abc2midi's rules; see the module docstring)."""
-
-    after_end: bool = False  # a `:|` since the last `|:` or `::`
-    ending_seen: bool = False  # the tune has had an ending
-    open: bool = False  # a `|:` or `::` not closed yet
-    first_open: bool = False  # a first ending not closed by `:|` yet
-    second_ok: bool = False  # a `:|` just closed a first ending: a second ending may follow here
-
-
-class State(NamedTuple):
-    mode: str
-    """Where in the text: H0 H1 HV (header line start, field letter, value), L0 L1 (body line start, after a `\\`
-    continuation), LF (line start after a letter that may open a field line), BV (body field value), N (between
-    tokens), C (comment), Q (quote), D (!decoration!), B (after `[`), IF IV (inline field letter, value),
-    A T E (note: after its accidental, after its letter, after its tie), R Z (rest, bar rest), CH CL (in a chord,
-    its length after `]`), G (grace notes), BR ED (bar line, ending digits), P TP (after `(`, tuplet), BK
-    (broken rhythm), BS (after `\\`)."""
-    buf: str = ""
-    """The text of the token or value in progress."""
-    aux: tuple = ()
-    """Mode data: the field letter; a note's (context, accidental, letter, marks); the broken rhythm sign."""
-    head: int = 0
-    """Header fields seen: 1 X, 2 T, 4 M, 8 K (the body), 16 P."""
-    slurs: int = 0
-    chord: int | None = None
-    """Notes in the open chord so far; None: no chord."""
-    tie: tuple | None = None
-    """The tied note waiting for its continuation: (letter, marks, accidental)."""
-    prev: tuple | None = None
-    """For broken rhythm after it: the last note or rest's (length text, tuplet factor), ("chord",), or None."""
-    broken: tuple | None = None
-    """A `>` waiting for its second note: (length text, tuplet factor) it must have, or ("any",)."""
-    tuplet: tuple = (0, 1.0)
-    mark: str = ""
-    """How the next note is marked: "." staccato, "H" held, "~" roll, "d" after a decoration letter (a note must
-    follow), "g" after grace notes."""
-    rep: Rep = Rep()
-    notes: bool = False
-    parts: frozenset = frozenset()
-    """Parts the header's P: names that no P: in the body has defined yet (abc2midi: `Part not defined`)."""
-
-    def tuplet_factor_next(self) -> float:
-        """The tuplet factor the next note gets."""
-        return self.tuplet[1] if self.tuplet[0] else 1.0
-
-
-START = State("H0")
+from rlmusic.grammar_notes import _accidental, _broken, _note_letter
+from rlmusic.grammar_state import BODY, END, START, Rep, State, step_body  # noqa: F401 (END, START: interface)
+from rlmusic.grammar_values import (BAR_TOKENS, BODY_FIELDS, CHORD_SYMBOLS, DECORATION_LETTERS, DECORATIONS,
+                                    HEADER_FIELDS, INLINE_FIELDS, NOTE_LETTERS, _BAR_PREFIXES, _CHORD_PREFIXES,
+                                    MAX_VALUE, _DECORATION_PREFIXES, value_ok)
 
 
 class AbcGrammar:
@@ -215,7 +94,7 @@ class AbcGrammar:
         mode = s.mode
         if mode in _HEADER:
             return _HEADER[mode](s, ch)
-        return _BODY[mode](s, ch)
+        return BODY[mode](s, ch)
 
 
 # --- header -----------------------------------------------------------------------------------------------------
@@ -323,7 +202,6 @@ def _deco_mark(before: str, ch: str) -> str:
 
 _MUST_FOLLOW = frozenset("s~db")  # marks after a decoration letter: a note follows
 _AFTER_BROKEN = frozenset("^_=zx(){ [") | DECORATION_LETTERS
-_LENGTH_MARK = {"s": "s", "~": "?"}  # the mark abc2midi's length of a note depends on ("?": unknown)
 
 
 def _newline(s: State):
@@ -402,120 +280,6 @@ def _decoration(s: State, ch: str):
     return s._replace(buf=buf) if buf in _DECORATION_PREFIXES else None
 
 
-# --- notes --------------------------------------------------------------------------------------------------------
-def _accidental(s: State, ctx: str, ch: str):
-    t = s.tie if ctx != "c" else None
-    if t is not None and not t[2].startswith(ch):
-        return None  # the continuation of a tie keeps the tied note's accidental (or has none)
-    return s._replace(mode="A", aux=(ctx, ch), buf="")
-
-
-def _after_accidental(s: State, ch: str):
-    ctx, acc = s.aux
-    if ch in "^_" and acc == ch:
-        return _accidental(s, ctx, acc + ch)
-    return _note_letter(s, ch)
-
-
-def _note_letter(s: State, ch: str):
-    """A note letter, `s` in mode A with aux (context, accidental)."""
-    if ch not in NOTE_LETTERS:
-        return None
-    ctx, acc = s.aux
-    tie = s.tie if ctx != "c" else None
-    if tie is not None and (tie[0] != ch or (acc and acc != tie[2])):
-        return None
-    if ctx == "c" and s.chord >= MAX_CHORD:
-        return None
-    return s._replace(mode="T", aux=(ctx, acc, ch, ""), buf="")
-
-
-def _in_note(s: State, ch: str):
-    """After a note's letter: octave marks, then the length, then a tie; any other character ends the note."""
-    ctx, acc, letter, marks = s.aux
-    if not s.buf and ch in ",'":
-        if (ch == "," and letter.islower()) or (ch == "'" and letter.isupper()) or len(marks) >= MAX_MARKS:
-            return None
-        marks += ch
-        if ctx != "c" and s.tie is not None and not s.tie[1].startswith(marks):
-            return None
-        return s._replace(aux=(ctx, acc, letter, marks))
-    if ch.isdigit() or ch == "/":
-        buf = s.buf + ch
-        if not length_ok(buf, False):
-            return None
-        if ctx == "n" and s.broken is not None and s.broken[0] != "any" and not s.broken[0].startswith(buf):
-            return None
-        return s._replace(buf=buf)
-    if ch == "-" and ctx != "c":
-        if ctx == "g" or s.mark == "s":
-            return None  # no ties in grace notes; a staccato note cannot be tied (abc2midi)
-        s = _finish_note(s)
-        return None if s is None else s._replace(mode="E", tie=(letter, marks, acc))
-    if ch == "-":
-        return None  # no ties inside chords
-    s = _finish_note(s)
-    return None if s is None else step_body(s, ch)
-
-
-def _finish_note(s: State):
-    """The note in progress is complete: check it against a tie or broken rhythm waiting for it; place it."""
-    ctx, acc, letter, marks = s.aux
-    length = s.buf
-    if not length_ok(length, True):
-        return None
-    if ctx == "c":
-        return s._replace(mode="CH", buf="", aux=(), chord=s.chord + 1)
-    if ctx == "n" or (ctx == "g" and s.tie is not None):
-        if s.tie is not None and s.tie[1] != marks:
-            return None
-    if ctx == "g":
-        return s._replace(mode="G", buf="", aux=("note",), tie=None)
-    return _place(s, length, (letter, marks, acc))
-
-
-def _place(s: State, length: str, pitch: tuple | None):
-    """A note (pitch given) or rest is complete, with `length` as written: broken rhythm and tuplets advance."""
-    factor = s.tuplet_factor_next()
-    mark = _LENGTH_MARK.get(s.mark, "")
-    if s.broken is not None and s.broken[0] != "any" and (
-            length != s.broken[0] or factor != s.broken[1] or "?" not in (mark, s.broken[2]) and mark != s.broken[2]):
-        return None
-    left, tf = s.tuplet
-    tuplet = (left - 1, tf) if left > 1 else (0, 1.0)
-    prev = None if s.broken is not None else (length, factor, mark)
-    rep = s.rep._replace(second_ok=False) if s.rep.second_ok else s.rep
-    return s._replace(mode="N", buf="", aux=(), tie=None, prev=prev,
-                      broken=None, tuplet=tuplet, mark="", notes=True, rep=rep)
-
-
-def _after_tie(s: State, ch: str):
-    if ch == "-" or ch == ">" or ch == "<":
-        return None
-    return step_body(s._replace(mode="N"), ch)
-
-
-def _rest(s: State, ch: str):
-    if ch.isdigit() or ch == "/":
-        buf = s.buf + ch
-        if not length_ok(buf, False):
-            return None
-        if s.broken is not None and s.broken[0] != "any" and not s.broken[0].startswith(buf):
-            return None
-        return s._replace(buf=buf)
-    if ch == "-":
-        return None
-    s = _place(s, s.buf, None)
-    return None if s is None else step_body(s, ch)
-
-
-def _bar_rest(s: State, ch: str):
-    if ch.isdigit() and len(s.buf) < 2 and not (ch == "0" and not s.buf):
-        return s._replace(buf=s.buf + ch)
-    s = s._replace(mode="N", buf="", prev=None, notes=True)
-    return step_body(s, ch)
-
-
 # --- brackets: chords, inline fields, endings, `[|` --------------------------------------------------------------
 def _bracket(s: State, ch: str):
     if s.broken is not None and not (ch in NOTE_LETTERS or ch in "^_="):
@@ -551,41 +315,6 @@ def _inline_value(s: State, ch: str):
     if ch == "\n" or len(buf) > MAX_VALUE or not value_ok(field, buf, False):
         return None
     return s._replace(buf=buf)
-
-
-def _in_chord(s: State, ch: str):
-    if ch in NOTE_LETTERS:
-        return _note_letter(s._replace(mode="A", aux=("c", "")), ch)
-    if ch in "^_=":
-        return _accidental(s, "c", ch)
-    if ch == "]" and s.chord:
-        return s._replace(mode="CL", buf="")
-    return None
-
-
-def _chord_length(s: State, ch: str):
-    if ch.isdigit() or ch == "/":
-        buf = s.buf + ch
-        return s._replace(buf=buf) if length_ok(buf, False) else None
-    if ch == "-" or not length_ok(s.buf, True):
-        return None
-    left, tf = s.tuplet
-    s = s._replace(mode="N", buf="", chord=None, tie=None, prev=None if s.broken else ("chord",),
-                   broken=None, tuplet=(left - 1, tf) if left > 1 else (0, 1.0), mark="", notes=True,
-                   rep=s.rep._replace(second_ok=False))
-    return step_body(s, ch)
-
-
-def _grace(s: State, ch: str):
-    if ch == "/" and not s.aux and not s.buf:
-        return s._replace(buf="/")
-    if ch == "}":
-        return s._replace(mode="N", buf="", aux=(), mark="g") if s.aux else None
-    if ch in NOTE_LETTERS:
-        return _note_letter(s._replace(mode="A", aux=("g", "")), ch)
-    if ch in "^_=":
-        return _accidental(s, "g", ch)
-    return None
 
 
 # --- bar lines, endings, repeats -----------------------------------------------------------------------------------
@@ -658,60 +387,6 @@ def _ending_after(s: State, ch: str):
     return step_body(s._replace(mode="N"), ch)
 
 
-# --- slurs, tuplets, broken rhythm ------------------------------------------------------------------------------
-def _paren(s: State, ch: str):
-    if ch.isdigit():
-        if ch in "01":
-            return None
-        return s._replace(mode="TP", buf=ch)
-    if s.slurs >= MAX_SLURS:
-        return None
-    return step_body(s._replace(mode="N", slurs=s.slurs + 1, mark="g" if s.mark == "g" else ""), ch)
-
-
-_TUPLET = re.compile(r"([2-9])(?::([1-9]?)(?::([1-9]?))?)?")
-_TUPLET_Q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}
-
-
-def _tuplet(s: State, ch: str):
-    buf = s.buf + ch
-    if (ch.isdigit() or ch == ":") and _TUPLET.fullmatch(buf):
-        return s._replace(buf=buf)
-    if s.tuplet[0] or s.broken is not None:
-        return None  # a tuplet inside a tuplet, or between the notes of broken rhythm
-    m = _TUPLET.fullmatch(s.buf)
-    p = int(m.group(1))
-    q = int(m.group(2)) if m.group(2) else _TUPLET_Q.get(p, 2)
-    r = int(m.group(3)) if m.group(3) else p
-    return step_body(s._replace(mode="N", buf="", tuplet=(r, q / p)), ch)
-
-
-def _broken(s: State, ch: str):
-    if s.prev is None or s.tie is not None or s.chord is not None or s.mark:
-        return None
-    return s._replace(mode="BK", buf=ch)
-
-
-def _in_broken(s: State, ch: str):
-    if ch == s.buf[0] and len(s.buf) < 3:
-        return s._replace(buf=s.buf + ch)
-    if ch in "<>":
-        return None
-    prev = s.prev
-    if prev == ("chord",):
-        target = ("any",)
-    else:
-        if prev[1] != s.tuplet_factor_next():
-            return None  # one note in a tuplet, the other not: unequal lengths
-        target = prev
-    return step_body(s._replace(mode="N", buf="", broken=target, prev=None), ch)
-
-
-def step_body(s: State, ch: str):
-    return _BODY[s.mode](s, ch)
-
-
-_BODY = {"L0": _l0, "L1": _l1, "LF": _lf, "BV": _bv, "N": _neutral, "C": _comment, "BS": _backslash, "Q": _quote,
-         "D": _decoration, "A": _after_accidental, "T": _in_note, "E": _after_tie, "R": _rest, "Z": _bar_rest,
-         "B": _bracket, "IF": _inline_letter, "IV": _inline_value, "CH": _in_chord, "CL": _chord_length,
-         "G": _grace, "BR": _bar, "ED": _ending_after, "P": _paren, "TP": _tuplet, "BK": _in_broken}
+BODY.update({"L0": _l0, "L1": _l1, "LF": _lf, "BV": _bv, "N": _neutral, "C": _comment, "BS": _backslash, "Q": _quote,
+             "D": _decoration, "B": _bracket, "IF": _inline_letter, "IV": _inline_value, "BR": _bar,
+             "ED": _ending_after})
