@@ -36,6 +36,7 @@ _VALUE_SETS = {"K": KEY_VALUES, "M": METER_VALUES, "L": LENGTH_VALUES}
 _DENOMINATORS = ("2", "4", "8", "16", "32")
 
 
+@lru_cache(maxsize=4096)
 def _completion(values, prefix: str, allowed=None) -> str | None:
     """The rest of the shortest of `values` that starts with `prefix` (and is written in `allowed` characters)."""
     best = min((v for v in values if v.startswith(prefix) and (allowed is None or set(v) <= allowed)),

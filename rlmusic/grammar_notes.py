@@ -4,6 +4,7 @@ chords and grace notes; slurs, tuplets and broken rhythm. Each function reads on
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from rlmusic.grammar_state import BODY, State, step_body
 from rlmusic.grammar_values import MAX_CHORD, MAX_MARKS, MAX_SLURS, NOTE_LETTERS, length_ok
@@ -66,6 +67,7 @@ def _in_note(s: State, ch: str):
     return None if s is None else step_body(s, ch)
 
 
+@lru_cache(maxsize=4096)  # every character after a note finishes it alike: once per state
 def _finish_note(s: State):
     """The note in progress is complete: check it against a tie or broken rhythm waiting for it; place it."""
     ctx, acc, letter, marks = s.aux

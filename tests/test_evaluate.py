@@ -185,3 +185,14 @@ def test_kl_is_the_one_fine_tuning_controls():
     assert kl_to_reference(model, reference, vocab, tunes) == pytest.approx(total / count, rel=1e-4)
     with pytest.raises(ValueError, match="primer"):
         kl_to_reference(model, reference, vocab, ["T:no primer\n"])
+
+
+def test_the_sampling_mode_is_named_in_the_table_and_json(tiny_run, tmp_path, capsys):
+    for mode in ("syntax", "none"):
+        code, stdout, _ = cli("evaluate", "--checkpoint", tiny_run, "--num", 4, "--max-length", 80, "--constrain", mode,
+                              "--checker", "scanner", "--json", tmp_path / f"{mode}.json", capsys=capsys)
+        metrics = json.loads((tmp_path / f"{mode}.json").read_text())
+        assert code == 0 and metrics["constrain"] == mode and f"| constrain | {mode} |" in stdout
+    # under the mask every tune is valid by the grammar's check; a tiny untrained model's raw tunes are not
+    assert json.loads((tmp_path / "syntax.json").read_text())["valid_rate"] == 1.0
+    assert json.loads((tmp_path / "none.json").read_text())["valid_rate"] < 1.0
