@@ -172,14 +172,36 @@ def load(cls, path: str | Path | None = None, overrides: list[str] | None = None
             raise UserError(f"--set {item}: expected KEY=VALUE, for example train.steps=100")
         key, raw = item.split("=", 1)
         value = yaml.safe_load(raw) if raw.strip() else ""
-        node = data
+        node, section = data, cls
         parts = key.strip().split(".")
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
+            if p not in node:  # a mapping field (rewards) the file leaves at its default: `--set rewards.X=w`
+                node[p] = _default_mapping(section, p)  # adds or changes one entry of the default, as under a file
+            node = node[p]
             if not isinstance(node, dict):
                 raise UserError(f"--set {key}: {p} is not a section")
+            section = _field_type(section, p)
         node[parts[-1]] = value
     return from_dict(cls, data)
+
+
+def _field_type(cls, name: str):
+    """The dataclass type of field `name` of `cls` (None when it is not a dataclass, or `cls` is None)."""
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return None
+    tp = typing.get_type_hints(cls).get(name)
+    return tp if tp is not None and dataclasses.is_dataclass(tp) else None
+
+
+def _default_mapping(cls, name: str) -> dict:
+    """A copy of the default of mapping field `name` of dataclass `cls` ({} for a section or an unknown key)."""
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return {}
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            return dict(default) if isinstance(default, dict) else {}
+    return {}
 
 
 def read_yaml(path: Path) -> dict:

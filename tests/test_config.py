@@ -124,3 +124,16 @@ def test_the_default_preset_is_the_dataclass_default(command):
     cls = {"pretrain": PretrainConfig, "finetune": FinetuneConfig}[command]
     preset = Path(__file__).resolve().parents[1] / "configs" / command / "default.yaml"
     assert config.to_dict(config.load(cls, preset)) == config.to_dict(cls())
+
+
+@pytest.mark.parametrize("preset", ["tiny", "quick", "default"])
+def test_set_one_reward_changes_that_weight_under_every_preset(preset):
+    # tiny and quick leave the rewards at their default: --set rewards.X=w adds or changes one weight there too,
+    # as under the default preset, which lists them (it used to replace all of them with X alone)
+    from rlmusic.cli import CONFIG_DIR
+    from rlmusic.envs.composition import DEFAULT_REWARDS
+    from rlmusic.finetune import FinetuneConfig
+
+    path = CONFIG_DIR / "finetune" / f"{preset}.yaml"
+    cfg = config.load(FinetuneConfig, path, ["rewards.in_key=3", "rewards.repeat_signs=0.5"])
+    assert cfg.rewards == {**DEFAULT_REWARDS, "in_key": 3.0, "repeat_signs": 0.5}
