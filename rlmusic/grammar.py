@@ -173,7 +173,7 @@ def _neutral(s: State, ch: str):
     if ch == "(":
         return s._replace(mode="P", prev=None)
     if ch == ")":  # abc2midi reads a `)` that closes no slur, as real tunes have them
-        return s._replace(mode="N", slurs=max(s.slurs - 1, 0), mark="")
+        return s._replace(mode="N", slurs=max(s.slurs - 1, 0), mark="g" if s.mark == "g" else "")
     if ch == "{":
         return s._replace(mode="G", buf="", aux=(), mark="", prev=None)
     if ch == '"':
@@ -310,7 +310,12 @@ def _inline_value(s: State, ch: str):
     if ch == "]":
         if not value_ok(field, s.buf, True):
             return None
-        return s._replace(mode="N", buf="", aux=(), parts=s.parts - {s.buf} if field == "P" else s.parts)
+        rep = s.rep
+        if field == "V":  # abc2midi reads repeats voice by voice: a voice starts with none open, and afresh
+            if rep.open or rep.first_open:
+                return None
+            rep = Rep()
+        return s._replace(mode="N", buf="", aux=(), parts=s.parts - {s.buf} if field == "P" else s.parts, rep=rep)
     buf = s.buf + ch
     if ch == "\n" or len(buf) > MAX_VALUE or not value_ok(field, buf, False):
         return None

@@ -37,6 +37,7 @@ ACCEPTED = [
     ("a line continuation and a comment", "A8|\\\nB8| % last bar"),
     ("a `)` that closes no slur, and a slur left open: abc2midi reads both", "A2) B2 (c2 d2|"),
     ("the spacers abc2midi skips", "A`B y c2 k d2 e2|"),
+    ("a voice with repeats of its own", "|:A8:|[V:2]|:B8:|"),
 ]
 
 REJECTED = [
@@ -61,6 +62,8 @@ REJECTED = [
     ("a first ending never closed", "A8|1B8|]", None, True),
     ("a second ending with no first ending closed before it", "A8|2B8|]", 3, True),
     ("a rest inside a chord", "[Cz]2 A6|", 2, False),
+    ("a roll after grace notes and the end of a slur", "(A2{g}) ~B6|", 8, True),
+    ("a voice starting while a repeat is open", "|:A8|[V:2]B8:|", 9, True),
     ("a digit where no length can be", "A2 3B6|", 3, True),
 ]
 
