@@ -121,12 +121,19 @@ def _hv(s: State, ch: str):
         named = set(s.buf) if field == "P" and s.buf.isalpha() and s.buf.isupper() else set()
         parts = s.parts | named
         return s._replace(mode="L0" if field == "K" else "H0", buf="", aux=(), head=head, parts=parts)
-    if field in "XMLKQP":
-        buf = s.buf + ch
-        if len(buf) > MAX_VALUE or not value_ok(field, buf, False):
-            return None
-        return s._replace(buf=buf)
-    return s
+    return _typed(s, ch)
+
+
+def _typed(s: State, ch: str):
+    """`s` with `ch` added to the field value it reads, or None when no value of the field starts so. Free text
+    (T:, R:, ...) is not kept: any character but a newline may follow."""
+    field = s.aux[0]
+    if field not in "XMLKQPV":
+        return s
+    buf = s.buf + ch
+    if ch == "\n" or len(buf) > MAX_VALUE or not value_ok(field, buf, False):
+        return None
+    return s._replace(buf=buf)
 
 
 _HEADER = {"H0": _h0, "H1": _h1, "HV": _hv}
@@ -245,10 +252,7 @@ def _bv(s: State, ch: str):
         if not value_ok(field, s.buf, True):
             return None
         return s._replace(mode="L0", buf="", aux=(), parts=s.parts - {s.buf} if field == "P" else s.parts)
-    buf = s.buf + ch
-    if len(buf) > MAX_VALUE or not value_ok(field, buf, False):
-        return None
-    return s._replace(buf=buf)
+    return _typed(s, ch)
 
 
 def _comment(s: State, ch: str):
@@ -316,10 +320,7 @@ def _inline_value(s: State, ch: str):
                 return None
             rep = Rep()
         return s._replace(mode="N", buf="", aux=(), parts=s.parts - {s.buf} if field == "P" else s.parts, rep=rep)
-    buf = s.buf + ch
-    if ch == "\n" or len(buf) > MAX_VALUE or not value_ok(field, buf, False):
-        return None
-    return s._replace(buf=buf)
+    return _typed(s, ch)
 
 
 # --- bar lines, endings, repeats -----------------------------------------------------------------------------------
