@@ -117,9 +117,10 @@ def _hv(s: State, ch: str):
     if ch == "\n":
         if not value_ok(field, s.buf, True):
             return None
+        if field == "P" and not (s.buf.isalpha() and s.buf.isupper()):
+            return None  # abc2midi: the header's P: is the order of parts, by their letters
         head = s.head | {"X": 1, "T": 2, "M": 4, "K": 8, "P": 16}.get(field, 0)
-        named = set(s.buf) if field == "P" and s.buf.isalpha() and s.buf.isupper() else set()
-        parts = s.parts | named
+        parts = s.parts | set(s.buf) if field == "P" else s.parts
         return s._replace(mode="L0" if field == "K" else "H0", buf="", aux=(), head=head, parts=parts)
     return _typed(s, ch)
 
@@ -251,8 +252,17 @@ def _bv(s: State, ch: str):
     if ch == "\n":
         if not value_ok(field, s.buf, True):
             return None
-        return s._replace(mode="L0", buf="", aux=(), parts=s.parts - {s.buf} if field == "P" else s.parts)
+        s = _part_played(s) if field == "P" else s
+        return None if s is None else s._replace(mode="L0", buf="", aux=())
     return _typed(s, ch)
+
+
+def _part_played(s: State):
+    """A body P: (its value in `s.buf`): where the header names the parts, each one's letter, once (abc2midi:
+    `Part defined more than once`)."""
+    if not s.head & 16:
+        return s
+    return s._replace(parts=s.parts - {s.buf}) if s.buf in s.parts else None
 
 
 def _comment(s: State, ch: str):
@@ -319,7 +329,8 @@ def _inline_value(s: State, ch: str):
             if rep.open or rep.first_open:
                 return None
             rep = Rep()
-        return s._replace(mode="N", buf="", aux=(), parts=s.parts - {s.buf} if field == "P" else s.parts, rep=rep)
+        s = _part_played(s) if field == "P" else s
+        return None if s is None else s._replace(mode="N", buf="", aux=(), rep=rep)
     return _typed(s, ch)
 
 

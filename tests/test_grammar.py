@@ -131,6 +131,16 @@ def test_parts_named_in_the_header_must_be_played():
     header = "X:1\nT:t\nM:4/4\nP:AB\nK:G\n"
     assert not G.accepts(header + "P:A\nA8|")  # abc2midi: Part not defined
     assert G.accepts(header + "P:A\nA8|\nP:B\nB8|")
+    assert not G.accepts(header + "P:A\nA8|\nP:A\nB8|\nP:B\nB8|")  # abc2midi: Part defined more than once
+    assert not G.accepts(header.replace("P:AB", "P:Ab") + "P:A\nA8|")  # abc2midi: illegal character in P:
+
+
+@needs_abc2midi
+def test_part_rules_are_abc2midis():
+    header = "X:1\nT:t\nM:4/4\nP:AB\nK:G\n"
+    tunes = [header + "P:A\nA8|\nP:B\nB8|", header + "P:A\nA8|\nP:A\nB8|\nP:B\nB8|",
+             header.replace("P:AB", "P:Ab") + "P:A\nA8|\nP:b\nB8|", header + "P:A\nA8|"]
+    assert [bool(e) for e in validity.abc2midi_errors(tunes)] == [False, True, True, True]
 
 
 def test_corpus_tunes_abc2midi_reads_are_accepted(data_dir):
