@@ -125,7 +125,7 @@ class AbcCompositionEnv(gym.Env):
         self.constrain = check_constrain(constrain, "constrain:")
         self.grammar = compiled(tuple(self.vocab.chars)) if constrain == "syntax" else None
         self._start_state = self.grammar.start(primer) if self.grammar else 0
-        self._state = self._start_state
+        self._state, self._mask = self._start_state, None
         if self.grammar is not None:
             shortest = self.grammar.distance(self.grammar.states[self._start_state])
             if shortest > max_length:
@@ -133,21 +133,24 @@ class AbcCompositionEnv(gym.Env):
                                 f"shortest needs {shortest} characters)")
 
     def action_masks(self) -> np.ndarray:
-        """The characters allowed next (bool [vocab]); all of them without `constrain`."""
-        if self.grammar is None or self._state is None:
-            return np.ones(len(self.vocab), bool)
-        left = self.max_length - (len(self._chars) - len(self.primer))
-        return self.grammar.mask_one(self._state, left)
+        """The characters allowed next (bool [vocab]); all of them without `constrain`. Computed once per step."""
+        if self._mask is None:
+            if self.grammar is None or self._state is None:
+                self._mask = np.ones(len(self.vocab), bool)
+            else:
+                left = self.max_length - (len(self._chars) - len(self.primer))
+                self._mask = self.grammar.mask_one(self._state, left)
+        return self._mask
 
     def _info(self, info: dict) -> dict:
         if self.grammar is not None:
-            info["action_mask"] = self.action_masks().astype(np.int8)
+            info["action_mask"] = self.action_masks().view(np.int8)  # 1 = allowed, as Gymnasium's masks
         return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._chars = list(self.primer)
-        self._state = self._start_state
+        self._state, self._mask = self._start_state, None
         return self._start, self._info({})
 
     def step(self, action):
@@ -158,6 +161,7 @@ class AbcCompositionEnv(gym.Env):
             # a forbidden action is taken as any action is (Gymnasium's masks advise), but leaves the grammar:
             # the tune is invalid, and from there on every action is allowed
             self._state = self.grammar.step_one(self._state, action) if self.action_masks()[action] else None
+        self._mask = None
         self._chars.append(self.vocab.chars[action])
         terminated = self._chars[-1] == "\n" and self._chars[-2] == "\n"
         truncated = not terminated and len(self._chars) - len(self.primer) >= self.max_length

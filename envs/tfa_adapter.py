@@ -51,7 +51,11 @@ class GymnasiumPyEnvironment(py_environment.PyEnvironment):
         if not self.masked:
             return np.int32(obs)
         mask = info.get("action_mask")
-        return {"char": np.int32(obs), "mask": self._all_allowed if mask is None else mask.astype(np.bool_)}
+        if mask is None:
+            mask = self._all_allowed
+        elif mask.dtype != np.bool_:
+            mask = mask.view(np.bool_) if mask.dtype.itemsize == 1 else mask.astype(np.bool_)
+        return {"char": np.int32(obs), "mask": mask}
 
     def _reset(self):
         obs, info = self.env.reset()
