@@ -23,17 +23,15 @@ import numpy as np
 
 from rlmusic.errors import UserError
 from rlmusic.grammar import END, START, AbcGrammar, State
-from rlmusic.grammar_values import (BAR_TOKENS, CHORD_SYMBOLS, DECORATIONS, KEY_VALUES, LENGTH_VALUES, METER_VALUES,
-                                    length_ok, value_ok)
+from rlmusic.grammar_values import (_DENOMINATORS, BAR_TOKENS, CHORD_SYMBOLS, DECORATIONS, KEY_VALUES,
+                                    LENGTH_VALUES, METER_VALUES, length_ok, value_ok)
 
 BLOCKED = np.int32(1 << 30)
 """`cost` of a character that is not allowed."""
 MAX_CLOSE = 96  # a longer close is not looked for (the closes the grammar needs are a few characters)
 _FILL = (" ", "\n", "|", "]", "}", '"', "!", ":", "1")  # tried when the close rule's character is refused
 
-_SHORTEST = {"K": min(KEY_VALUES, key=len), "M": min(METER_VALUES, key=len), "L": min(LENGTH_VALUES, key=len)}
 _VALUE_SETS = {"K": KEY_VALUES, "M": METER_VALUES, "L": LENGTH_VALUES}
-_DENOMINATORS = ("2", "4", "8", "16", "32")
 
 
 @lru_cache(maxsize=4096)

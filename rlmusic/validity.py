@@ -133,8 +133,8 @@ CHECKERS = ("auto", "abc2midi", "scanner")
 
 
 def resolve_checker(name: str) -> str:
-    """`--checker`: "abc2midi" (an error when it is not installed), "scanner" (the ABC grammar), or "auto" (abc2midi when
-    installed). Returns the check that will run, so the summary can name it."""
+    """`--checker`: "abc2midi" (an error when it is not installed), "scanner" (the ABC grammar, rlmusic/grammar.py),
+    or "auto" (abc2midi when installed). Returns the check that will run, so the summary can name it."""
     from rlmusic.errors import UserError
 
     if name not in CHECKERS:
