@@ -5,7 +5,8 @@ Metric definitions (all over the sampled tunes; "fraction" metrics are in [0, 1]
 scanner's melody notes (ties merged, chords as their top note) in the key and mode of each tune's K: field.
 
     valid_rate                  share of tunes that pass the validity check (abc2midi when installed, else the
-                                scanner: headers X T M K and no problems); `valid_check` says which
+                                ABC grammar, rlmusic/grammar.py); `valid_check` says which; `constrain` says
+                                whether the tunes were drawn under the grammar's mask
     invalid_reasons             what limits valid_rate: kind of first problem -> share of all tunes whose first
                                 problem it is (numbers in the message as N); evaluate prints the commonest
     notes_not_in_key            notes outside the key's scale / all notes
