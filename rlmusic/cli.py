@@ -167,6 +167,17 @@ def _number(kind, low=None, high=None, low_open=False):
     return parse
 
 
+# Bounds that keep numbers inside what the sampler computes with: the seed times 1,000,003 (plus the tune index)
+# within int64, top-k within int32, and a tune's length within what is allocated for it at once.
+MAX_SEED, MAX_TOP_K, MAX_LENGTH = 2**31 - 1, 1_000_000, 100_000
+
+
+def _title(text: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise argparse.ArgumentTypeError("a title is one line (a newline would add header lines)")
+    return text
+
+
 def _key(text: str) -> str:
     from rlmusic.abc_fields import parse_key
 
@@ -226,16 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validity check of the summary: abc2midi, the scanner, or auto (abc2midi when installed)")
     p.add_argument("--num", type=_number(int, 1), default=8, help="number of tunes")
     p.add_argument("--temperature", type=_number(float, 0), default=1.0, help="softmax temperature (0 = greedy)")
-    p.add_argument("--top-k", type=_number(int, 0), default=0,
+    p.add_argument("--top-k", type=_number(int, 0, MAX_TOP_K), default=0,
                    help="sample from the k most likely characters (0 = off)")
     p.add_argument("--top-p", type=_number(float, 0, 1, low_open=True), default=1.0,
                    help="nucleus sampling mass, in (0, 1] (1 = off)")
     p.add_argument("--primer", help="ABC text every tune starts with (\\n for newlines), e.g. 'X:1\\nT:Jig\\nM:6/8\\n'")
     p.add_argument("--key", type=_key, help="ask for this key, e.g. D, Ador, Gm (builds a header primer)")
     p.add_argument("--meter", type=_meter, help="ask for this meter, e.g. 6/8 (builds a header primer)")
-    p.add_argument("--title", help="title of the tunes (builds a header primer)")
-    p.add_argument("--max-length", type=_number(int, 2), default=1500, help="stop a tune at this many characters")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same tunes")
+    p.add_argument("--title", type=_title, help="title of the tunes (builds a header primer)")
+    p.add_argument("--max-length", type=_number(int, 2, MAX_LENGTH), default=1500,
+                   help="stop a tune at this many characters")
+    p.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0, help="same seed, same tunes")
     p.add_argument("--out", help="folder for the tunes (default: print ABC to stdout)")
     p.add_argument("--formats", default="abc", help="comma-separated: abc,mid,wav,svg,html")
     _constrain_flag(p)
@@ -252,13 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--midi-channel", type=_number(int, 0, 16), default=0,
                    help="MIDI files in --data: the channel whose voice is read (0: the voice with the most notes)")
     p.add_argument("--num", type=_number(int, 1), default=100, help="tunes sampled (and corpus tunes drawn)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0)
     p.add_argument("--temperature", type=_number(float, 0), default=1.0)
-    p.add_argument("--top-k", type=_number(int, 0), default=0,
+    p.add_argument("--top-k", type=_number(int, 0, MAX_TOP_K), default=0,
                    help="sample from the k most likely characters (0 = off), as sample does")
     p.add_argument("--top-p", type=_number(float, 0, 1, low_open=True), default=1.0,
                    help="nucleus sampling mass, in (0, 1] (1 = off), as sample does")
-    p.add_argument("--max-length", type=_number(int, 2), default=1500)
+    p.add_argument("--max-length", type=_number(int, 2, MAX_LENGTH), default=1500)
     p.add_argument("--json", help="write the metrics here (JSON)")
     p.add_argument("--plots", help="write pitch-class and interval histograms here (PNG)")
     p.add_argument("--rewards", help="comma-separated reward names (or module:function): adds the mean of each")

@@ -137,6 +137,12 @@ def test_sample_cli_writes_files(tiny_run, tmp_path, capsys):
     (["--checkpoint", "{run}", "--num", "0"], "argument --num: expected a number >= 1"),
     (["--checkpoint", "{run}", "--key", "Zmaj"], "'Zmaj' is not an ABC key"),
     (["--checkpoint", "{run}", "--meter", "x/y"], "'x/y' is not an ABC meter"),
+    # numbers past what the sampler computes with: a traceback (int64 overflow of the seed, int32 of top-k) or an
+    # allocation for the whole limit, before these bounds
+    (["--checkpoint", "{run}", "--seed", "10000000000000"], "argument --seed: expected a number >= 0"),
+    (["--checkpoint", "{run}", "--top-k", "3000000000"], "argument --top-k: expected a number >= 0"),
+    (["--checkpoint", "{run}", "--max-length", "1000000000"], "argument --max-length: expected a number >= 2"),
+    (["--checkpoint", "{run}", "--title", "a\nK:C"], "argument --title: a title is one line"),
 ])
 def test_sample_bad_inputs(tiny_run, tmp_path, capsys, args, message):
     (tmp_path / "file.txt").write_text("notes")
