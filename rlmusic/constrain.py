@@ -248,10 +248,11 @@ class CompiledGrammar:
                 raise UserError(f"primer: {ch!r} is not in the model's vocabulary")
             state = self.grammar.step(state, ch)
             if state is None or state is END:
-                raise UserError(f"primer: no valid ABC tune starts with {primer[:i + 1]!r} (--constrain none "
-                                "samples without the grammar)")
+                raise UserError(f"primer: no valid ABC tune starts with {primer[:i + 1]!r} (constrain none, "
+                                "--constrain none on the command line, draws without the grammar)")
         if self.distance(state) is None:
-            raise UserError(f"primer: a tune starting {primer!r} cannot be ended with this vocabulary")
+            raise UserError(f"primer: a tune starting {primer!r} cannot be ended with this vocabulary (it lacks "
+                            "characters a valid ABC tune needs; constrain none draws without the grammar)")
         return self.state_id(state)
 
     # --- batches -----------------------------------------------------------------------------------------------
