@@ -50,7 +50,8 @@ class Sampler:
         self.model = model
         self.vocab = vocab
         self.newline = vocab.index.get("\n", -1)
-        self._loop = tf.function(self._generate_ids)
+        # reduce_retracing: a batch of another size (the last of a run) does not trace the loop again
+        self._loop = tf.function(self._generate_ids, reduce_retracing=True)
         self._rows: _GrammarRows | None = None  # the grammar states of the batch being generated (masked loop)
 
     def _generate_ids(self, primer, batch, max_new, temperature, top_k, top_p, seed, first_mask, masked: bool):
