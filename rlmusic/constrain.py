@@ -11,8 +11,9 @@ of all strings is not) and each state's row of two tables is filled once, on fir
 A masked step is then two look-ups: `next[s, v]` for the character drawn, `cost[s', :] <= characters left` for the
 mask. The length bound keeps every tune within `max_length`: a character is allowed only if the tune can still end
 in the characters left, and a way to the end is always allowed (no dead ends). Ways to the end come from
-`closing`, which writes the shortest obvious close of what is open (a chord, a tie, a repeat, ...) and checks it on
-the machine; a state it cannot close is treated as a dead end and never entered.
+`close_char`, which writes, one character at a time, an obvious close of what is open (a chord, a tie, a repeat,
+...); `CompiledGrammar.distance` walks it on the machine, and a state it cannot close is treated as a dead end and
+never entered.
 """
 
 from __future__ import annotations
