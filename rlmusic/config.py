@@ -83,7 +83,19 @@ def _constraint_problem(value, tp) -> str | None:
 
 
 def _type_name(tp) -> str:
+    if typing.get_origin(tp) is typing.Literal:
+        return " or ".join(map(str, typing.get_args(tp)))
+    if typing.get_origin(tp) in (list, tuple):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
     return getattr(tp, "__name__", str(tp))
+
+
+def _int_or_text(text: str):
+    """An item of a comma-separated list: an int if it reads as one (a str field turns it back)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _coerce(value, tp, key: str):
@@ -96,15 +108,24 @@ def _coerce(value, tp, key: str):
         if value not in choices:
             raise UserError(f"config key {key}: expected one of {', '.join(map(str, choices))}, got {value!r}")
         return value
-    if origin is typing.Union:  # Optional[X]
+    if origin is typing.Union:  # Optional[X], or one of several types (the first that fits)
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
+        if value is None and len(args) < len(typing.get_args(tp)):
             return None
-        return _coerce(value, args[0], key)
+        if len(args) == 1:
+            return _coerce(value, args[0], key)
+        for arg in args:
+            try:
+                return _coerce(value, arg, key)
+            except UserError:
+                continue
+        raise UserError(f"config key {key}: expected {' or '.join(map(_type_name, args))}, got {value!r}")
     if origin in (list, tuple):
         (item,) = typing.get_args(tp)[:1]
-        if isinstance(value, str):  # --set data.sources=a,b
-            value = [v for v in value.split(",") if v]
+        if isinstance(value, str):  # --set data.sources=a,b or data.transpose=-2,2
+            value = [_int_or_text(v.strip()) for v in value.split(",") if v.strip()]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):  # --set data.transpose=2
+            value = [value]
         if not isinstance(value, (list, tuple)):
             raise UserError(f"config key {key}: expected a list, got {value!r}")
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]

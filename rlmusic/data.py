@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Annotated, Iterator, Literal
+from typing import Annotated, Iterator, Literal, Union
 
 import numpy as np
 
 from rlmusic._tf import tf
-from rlmusic.config import Checked, Range
+from rlmusic.config import Checked, FieldError, Range
 from rlmusic.corpus import DEFAULT_SOURCES, TUNE_SEPARATOR, join_tunes, load_corpus, split_train_val
 from rlmusic.errors import UserError
 from rlmusic.vocab import Vocab
@@ -50,6 +50,25 @@ class DataConfig(Checked):
     windows: Literal["tunes", "random"] = "tunes"
     """"tunes": rows read whole tunes with the state carried across windows; "random": windows at random offsets
     from a zero state (see the module docstring)."""
+    transpose: Union[list[int], Literal["all"]] = field(default_factory=list)
+    """Also read each training tune moved by these intervals in semitones (`[-2, 2]`), or `all` (-5..+6, every
+    key), mode kept (rlmusic/transpose.py); a move that would leave the corpus' compass is skipped. Validation
+    tunes are never transposed, so validation figures compare across this setting."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.transpose != "all":
+            for i in self.transpose:
+                if not -11 <= i <= 11 or i == 0:
+                    raise FieldError("transpose", f"intervals are -11..11 semitones and not 0, got {i}")
+            if len(set(self.transpose)) != len(self.transpose):
+                raise FieldError("transpose", f"an interval appears twice in {self.transpose}")
+
+    def intervals(self) -> tuple[int, ...]:
+        """The transposition intervals, `all` spelled out."""
+        from rlmusic.transpose import INTERVALS
+
+        return INTERVALS if self.transpose == "all" else tuple(self.transpose)
 
 
 @dataclass
@@ -60,6 +79,8 @@ class TrainingData:
     set_aside: Counter
     """Training tunes left out by `valid_only`, by the check's first complaint."""
     corpus: object
+    transposed: int = 0
+    """How many of `train` are other tunes moved to other keys (`transpose`), after the originals."""
 
     def train_stream(self) -> np.ndarray:
         """The training tunes joined and encoded (what `windows: random` cuts windows from)."""
@@ -90,7 +111,24 @@ def prepare(cfg: DataConfig, log=print) -> TrainingData:
         log(f"valid_only ({validity.checker()} check): {len(train) - len(kept)} of {len(train)} training tunes "
             f"set aside" + (f" ({', '.join(f'{n} {r}' for r, n in set_aside.most_common(4))})" if set_aside else ""))
         train = kept
-    return TrainingData(vocab, train, val, set_aside, corpus)
+    moved = transposed(train, cfg.intervals(), log)
+    if moved:
+        vocab = Vocab.from_text("".join(vocab.chars) + join_tunes(moved))  # a flat chord symbol may bring a new character
+    return TrainingData(vocab, train + moved, val, set_aside, corpus, transposed=len(moved))
+
+
+def transposed(tunes: list[str], intervals: tuple[int, ...], log=print) -> list[str]:
+    """Every tune moved by each interval, in (interval, tune) order; moves that leave the compass skipped."""
+    from rlmusic.transpose import transpose
+
+    if not intervals:
+        return []
+    out = []
+    for k in intervals:
+        out += [u for u in (transpose(t, k) for t in tunes) if u is not None]
+    log(f"transpose {','.join(f'{k:+d}' for k in intervals)}: {len(out)} more training tunes "
+        f"({len(out) / (len(tunes) * len(intervals)):.0%} of the moves; the rest leave the compass or the key)")
+    return out
 
 
 def _reason(problem: str) -> str:

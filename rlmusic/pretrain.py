@@ -45,6 +45,9 @@ class TrainConfig(Checked):
     """Cosine decay ends at this fraction of the peak, at `steps`."""
     clip_norm: Annotated[float, Range(0)] = 1.0
     """Global gradient-norm clipping (0 = off)."""
+    weight_decay: Annotated[float, Range(0, 1)] = 0.0
+    """Decoupled weight decay (AdamW): each step shrinks the weights by this times the learning rate (0 = plain
+    Adam). A regulariser against fitting the training tunes; its measured effect: benchmarks/pretrain_recipe.py."""
     log_every: Annotated[int, Range(1)] = 50
     """Steps between rows in metrics.jsonl and TensorBoard."""
     eval_every: Annotated[int, Range(1)] = 250
@@ -91,6 +94,8 @@ class WarmupCosine(tf.keras.optimizers.schedules.LearningRateSchedule):
 
 def make_optimizer(cfg: TrainConfig) -> tf.keras.optimizers.Optimizer:
     lr = WarmupCosine(cfg.learning_rate, cfg.warmup_steps, cfg.steps, cfg.min_lr_fraction)
+    if cfg.weight_decay:
+        return tf.keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay, global_clipnorm=cfg.clip_norm or None)
     return tf.keras.optimizers.Adam(lr, global_clipnorm=cfg.clip_norm or None)
 
 
