@@ -19,13 +19,12 @@ held-out corpus tunes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from rlmusic._tf import tf  # noqa: E402
 from rlmusic.evaluate import tune_metrics  # noqa: E402
@@ -38,7 +37,7 @@ from rlmusic.sample import Sampler  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--minutes", type=float, default=10.0, help="training time per model")
     ap.add_argument("--window", type=int, default=128, help="attention window (characters)")
     ap.add_argument("--init", help="start both models from this pretrained run (a plain LSTM of the default size)")

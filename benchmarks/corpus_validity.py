@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from rlmusic import corpus, validity  # noqa: E402
 

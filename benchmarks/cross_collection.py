@@ -14,13 +14,12 @@ a character outside the model's vocabulary are skipped and counted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 HOLDOUT = "oneills1850"  # 2,009 Irish dance tunes; the three left (Scottish, Irish-Scottish, German) are 2.5 M chars
 OUTSIDE = "miscFolk"
@@ -55,7 +54,7 @@ def score(checkpoint: str | Path, holdout: str = HOLDOUT) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--out", default="runs/cross")
     ap.add_argument("--config", default="default")
     ap.add_argument("--holdout", default=HOLDOUT)

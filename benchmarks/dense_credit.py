@@ -9,18 +9,17 @@ pass the abc2midi check; the curves go to benchmarks/results/dense_credit.png.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from benchmarks.pretrain_recipe import cpu_name  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--dense", type=float, default=0.5)
@@ -43,8 +42,8 @@ def main() -> None:
 
     from rlmusic import validity
     from rlmusic.rundir import RunDir, load_model
-    from rlmusic.runlog import figure_png, new_figure
-    from rlmusic.rundir import atomic_write_bytes
+    from rlmusic.plots import figure_png, new_figure
+    from rlmusic.files import atomic_write_bytes
     from rlmusic.sample import Sampler
 
     fig = new_figure((6, 3.5))

@@ -8,20 +8,18 @@ take under two minutes beyond the sampling, on 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from benchmarks.pretrain_recipe import cpu_name  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--num", type=int, default=200)
     args = ap.parse_args()
@@ -36,9 +34,8 @@ def main() -> None:
     start = time.perf_counter()
     Sampler(model, vocab).generate(args.num, seed=0)
     sampling = time.perf_counter() - start
-    opts = SimpleNamespace(data=list(DEFAULT_SOURCES), checkpoint=[checkpoint], num=args.num, seed=0,
-                           max_length=1500, temperature=1.0, reference=None, rewards=None, json=None, plots=None,
-                           report=None, copy_bars=4, checker=validity.resolve_checker("auto"))
+    opts = evaluate.EvaluateConfig(data=list(DEFAULT_SOURCES), checkpoint=[str(checkpoint)], num=args.num,
+                                   checker=validity.resolve_checker("auto"))
     start = time.perf_counter()
     evaluate.run(opts, log=lambda m: None)
     total = time.perf_counter() - start

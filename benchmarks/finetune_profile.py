@@ -14,7 +14,6 @@ part and tunes/s, with the ratio to the reference.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from rlmusic._tf import tf  # noqa: E402
 from rlmusic.devices import cpu_name  # noqa: E402
@@ -115,7 +114,7 @@ def run_variant(checkpoint, tunes: int, buckets: int | None, iterations: int) ->
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--variants", nargs="+", default=["16x1", "32x1", "32x2", "32x4", "64x4"],

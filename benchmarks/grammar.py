@@ -18,7 +18,6 @@ default preset's 64 tunes) with and without the environments' masks. Each writes
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHOWN = ("valid_rate", "mean_notes", "hit_max_length", "repeat_sign_tunes", "two_strain_tunes", "aabb_tunes",
@@ -218,7 +217,7 @@ def collect_times(iterations: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("part", choices=("recall", "samples", "speed"))
     ap.add_argument("--num", type=int, default=None, help="tunes per seed (samples: 1000) or per timing (speed: 256)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

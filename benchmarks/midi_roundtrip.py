@@ -9,7 +9,6 @@ chords, grace notes and decorations (played as extra or shortened notes) are lef
 
 from __future__ import annotations
 
-import argparse
 import random
 import re
 import subprocess
@@ -18,7 +17,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 PLAIN = re.compile(r'[\[\]{}!~:."HLMOPSTuv+]')
 
@@ -66,7 +65,7 @@ def agreement(pairs) -> tuple[int, Counter]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--num", type=int, default=300)
     ap.add_argument("--sources", nargs="+", default=["essenFolksong", "oneills1850", "airdsAirs"])
     args = ap.parse_args()

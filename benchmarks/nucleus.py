@@ -13,19 +13,17 @@ the truncated one the tunes were drawn from (cutting a tail of mass m costs up t
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from reward_designs import SHOWN, cell, evaluate_runs, print_reasons  # noqa: E402  (benchmarks/ is no package)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--checkpoints", nargs="+", default=["pretrained"], help="run directories; `pretrained`: the "
                     "shipped model (its column is named `folk`)")
     ap.add_argument("--top-p", nargs="+", type=float, default=[1.0, 0.95, 0.9])

@@ -11,16 +11,15 @@ the largest float32-vs-mixed gap beside the largest seed-0-vs-seed-1 gap, and th
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--out", default="runs/precision")
     ap.add_argument("--config", default="default")
     ap.add_argument("--steps", type=int, default=600)

@@ -27,15 +27,13 @@ added to --results as it finishes, so an interrupted benchmark loses at most the
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from cross_collection import score as cross_score  # noqa: E402
 from cross_collection import train_on_three  # noqa: E402
@@ -95,7 +93,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--out", default="runs/recipe")
     ap.add_argument("--config", default="default")
     ap.add_argument("--num", type=int, default=200, help="tunes sampled per arm (200: a share +-3 %% s.e.)")
@@ -104,12 +102,9 @@ def main() -> None:
     ap.add_argument("--results", default="benchmarks/results/pretrain_recipe.json")
     args = ap.parse_args()
 
-    from rlmusic.devices import cpu_name
-
     path = Path(args.results)
     old = json.loads(path.read_text())["arms"] if path.exists() else []
-    header = {"cpu": cpu_name(), "cores": os.cpu_count(), "config": args.config, "sets": args.set,
-              "command": "python " + " ".join(sys.argv)}
+    header = {**hardware(), "config": args.config, "sets": args.set, "command": "python " + " ".join(sys.argv)}
     rows = [r for r in old if r["arm"] not in args.arms.split(",")]
     for arm in args.arms.split(","):
         if arm not in ARMS:
@@ -117,7 +112,7 @@ def main() -> None:
         rows.append(run_arm(arm, Path(args.out), args.config, args.set, args.num))
         print(json.dumps(rows[-1]), flush=True)
         save(rows, path, header)
-    print(f"\n{cpu_name()}, {os.cpu_count()} cores; {args.num} tunes at T=1.0 per arm\n")
+    print(f"\n{hardware_line()}; {args.num} tunes at T=1.0 per arm\n")
     print(table(rows))
 
 

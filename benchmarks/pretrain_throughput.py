@@ -11,7 +11,6 @@ reported, with chars/s, the ratio, and (with --curve N) the loss of both after N
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from rlmusic._tf import tf  # noqa: E402
 from rlmusic.model import ModelConfig, build_model, flops_per_char  # noqa: E402
@@ -90,7 +89,7 @@ def time_steps(runner, n: int) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per round and runner")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--curve", type=int, default=0, help="also train both this many steps and compare losses")

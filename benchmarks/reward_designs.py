@@ -25,17 +25,15 @@ figure differs. Below the table, per column, the commonest first problems of the
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 SHOWN = ("valid_rate", "repeat_sign_tunes", "two_strain_tunes", "aabb_tunes", "notes_not_in_key",
          "notes_excessively_repeated", "starts_with_tonic", "ends_with_tonic", "leaps_resolved",
@@ -47,14 +45,14 @@ def evaluate_runs(runs: list[Path], reference_run: Path | None, data: list[str],
                   top_p: float = 1.0) -> dict:
     from rlmusic import evaluate, validity
 
-    opts = SimpleNamespace(data=data, checkpoint=runs, num=num, seed=seed, max_length=1500, temperature=1.0,
-                           top_k=0, top_p=top_p, reference=reference_run, rewards=None, json=None, plots=None,
-                           report=None, copy_bars=4, checker=validity.resolve_checker("auto"), midi_channel=0)
+    opts = evaluate.EvaluateConfig(data=data, checkpoint=[str(r) for r in runs], num=num, seed=seed, top_p=top_p,
+                                   reference=str(reference_run) if reference_run else None,
+                                   checker=validity.resolve_checker("auto"))
     return evaluate.run(opts, log=lambda m: print(m, file=sys.stderr))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--presets", nargs="+", required=True, help="finetune presets (names or YAML files)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--checkpoint", default="pretrained")
@@ -235,8 +233,8 @@ def seed_band(ax, rows: list[list[dict]], key: str, label: str) -> None:
 
 def plot_curves(run_dirs: dict[str, list[Path]], path: Path) -> None:
     """Each design's per-iteration training curves from its runs' metrics.jsonl: mean over seeds, range shaded."""
-    from rlmusic.rundir import atomic_write_bytes
-    from rlmusic.runlog import figure_png, new_figure
+    from rlmusic.files import atomic_write_bytes
+    from rlmusic.plots import figure_png, new_figure
 
     fig = new_figure((9, 6))
     axes = fig.subplots(2, 2).ravel()
@@ -258,8 +256,8 @@ def plot_targets(run_dirs: dict[str, list[Path]], path: Path) -> None:
     without targets are left out; with none at all, an error says so."""
     import yaml
 
-    from rlmusic.rundir import atomic_write_bytes
-    from rlmusic.runlog import figure_png, new_figure
+    from rlmusic.files import atomic_write_bytes
+    from rlmusic.plots import figure_png, new_figure
 
     panels = []  # (design, reward, target, rows per seed)
     for design, dirs in run_dirs.items():
@@ -286,8 +284,8 @@ def plot_targets(run_dirs: dict[str, list[Path]], path: Path) -> None:
 def plot_trade(columns: dict[str, list[dict]], path: Path) -> None:
     """Form against validity: per column (the pretrained model, each preset), two-strain tunes and tunes with repeat
     signs against the valid share, mean +- std over the seeds; the corpus's mean +- 0.05 shaded (the form target)."""
-    from rlmusic.rundir import atomic_write_bytes
-    from rlmusic.runlog import figure_png, new_figure
+    from rlmusic.files import atomic_write_bytes
+    from rlmusic.plots import figure_png, new_figure
 
     fig = new_figure((10, 4.2))
     axes = fig.subplots(1, 2)

@@ -11,12 +11,11 @@ prints chars/s of each and the ratio.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from rlmusic._tf import tf  # noqa: E402
 from rlmusic.model import ModelConfig, build_model  # noqa: E402
@@ -38,7 +37,7 @@ def mit_generate_text(model, vocab, start_string="X", generation_length=300):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--length", type=int, default=300, help="characters generated per tune")
     ap.add_argument("--batch", type=int, default=64, help="tunes generated at once by rlmusic")
     args = ap.parse_args()

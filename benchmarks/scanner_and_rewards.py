@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from rlmusic.abc import scan  # noqa: E402
 from rlmusic.corpus import DEFAULT_SOURCES, load_corpus  # noqa: E402
@@ -36,7 +35,7 @@ def music21_melody(text: str) -> list[int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--tunes", type=int, default=300)
     args = ap.parse_args()
     tunes = load_corpus(list(DEFAULT_SOURCES)).tunes

@@ -1,4 +1,4 @@
-"""The scanner's verdict (the `valid` reward) against abc2midi's (the README's validity check), and its tie check.
+"""The scanner's verdict (the `valid` reward) against abc2midi's (the validity check of docs/measurements.md), and its tie check.
 
 The `valid` reward is the scanner's check, in the loop for every tune; abc2midi is the check the valid rates are
 measured by. Where the two disagree, fine-tuning rewards tunes that the measure calls invalid (or the reverse).
@@ -19,7 +19,6 @@ For the embedded corpus (cleaned, as pretraining reads it) and for tunes sampled
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import re
 import subprocess
@@ -28,7 +27,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from rlmusic import validity  # noqa: E402
 from rlmusic.abc import scan  # noqa: E402
@@ -96,7 +95,7 @@ def row(name: str, c: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--checkpoint", default="pretrained", help="run directory, or `pretrained` (the shipped model)")
     ap.add_argument("--num", type=int, default=600, help="tunes sampled at T=1.0")
     ap.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,6 @@ written in a temporary folder and renamed into place, so a half-shipped model ne
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -20,13 +19,13 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import hardware, hardware_line, parser  # noqa: E402,F401 (the repository on sys.path)
 
 from benchmarks.pretrain_recipe import cpu_name  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--run", required=True, help="a finished (or paused) pretrain run directory")
     ap.add_argument("--dest", default=str(Path(__file__).resolve().parents[1] / "rlmusic" / "pretrained" / "folk"))
     ap.add_argument("--num", type=int, default=200)
@@ -110,7 +109,7 @@ to start from (`--checkpoint pretrained`, the default).
 {card['note']}
 
 Targets (issue "A model worth fine-tuning"): >= 95 % valid at T=1.0 and <= 1.4 bits/char. The figures above are
-what this checkpoint reaches; README "Measured" says what limits them.
+what this checkpoint reaches; the Measurements page of the docs (docs/measurements.md) says what limits them.
 
 Only the model weights are shipped (no optimizer state). To train further, rerun the config with more steps
 into a run directory of your own.

@@ -4,7 +4,7 @@
     score("in_key", ["X:1\\nT:t\\nM:4/4\\nL:1/8\\nK:G\\nGABc d2B2|"])   # -> [1.0]
 
 Built-in families: `syntax` (ABC headers, clean scan, bar durations, balance, abc2midi) and `theory` (the
-Magenta RL Tuner rules re-expressed for ABC). See `registry` for how names resolve and the README for how to
+Magenta RL Tuner rules re-expressed for ABC). See `registry` for how names resolve and docs/rewards.md for how to
 write and ship a reward of your own.
 """
 

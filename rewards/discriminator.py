@@ -20,7 +20,7 @@ music21's corpus. For other settings, make your own and name it by path:
 
 Its weights are not checkpointed: a resumed run trains a new one from the policy's next `warmup` tunes. It is
 measured against the realness metrics of `evaluate` (a different classifier: scikit-learn on n-grams and
-features) in the README.
+features) in docs/evaluation.md.
 """
 
 from __future__ import annotations

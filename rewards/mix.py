@@ -18,13 +18,14 @@ import threading
 import time
 
 from rlmusic.errors import UserError
-from rlmusic.rewards.registry import RewardInfo, get, score
+from rlmusic.interrupts import INTERRUPTED, Interrupted
+from rlmusic.rewards.registry import PLUGIN_ESCAPES, RewardInfo, reraise_signal, escaped, get, score
 
 DEFAULT_TIME_LIMIT = 120.0  # seconds per reward per batch: generous (abc2midi on 64 tunes takes ~0.1 s)
 
-# Set (by rlmusic.cli on Ctrl-C) to stop a reward that is waited for on a thread other than the main one, where
-# Python delivers no KeyboardInterrupt (the environment is stepped from inside TensorFlow's compiled loop).
-INTERRUPTED = threading.Event()
+# INTERRUPTED (set at once on Ctrl-C or SIGTERM, rlmusic/interrupts.py) stops a wait for a reward on a thread other
+# than the main one, where Python delivers no KeyboardInterrupt (the environment is stepped from inside
+# TensorFlow's compiled loop).
 
 
 def parse_gates(gates: str | list[str] | None) -> dict[str, float]:
@@ -160,7 +161,7 @@ class RewardMix:
                 break
             info = state["running"]
             if INTERRUPTED.is_set():
-                raise UserError(f"interrupted while reward {info.name} ({info.source}) was scoring "
+                raise Interrupted(f"interrupted while reward {info.name} ({info.source}) was scoring "
                                 f"{len(tunes)} tunes")
             if time.monotonic() - started > self.time_limit:
                 raise UserError(f"reward {info.name} ({info.source}) did not return within "
@@ -180,8 +181,9 @@ def _checked_credits(info: RewardInfo, fn, tunes: list[str], context: dict) -> l
         values = list(fn(tunes, **context))
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
-        raise UserError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+    except PLUGIN_ESCAPES as exc:  # reported with the plugin's name (rlmusic.rewards.registry)
+        reraise_signal(exc)
+        raise UserError(f"{where} {escaped(exc)}") from exc
     if len(values) != len(tunes):
         raise UserError(f"{where} returned {len(values)} credit lists for {len(tunes)} tunes")
     out = []

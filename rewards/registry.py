@@ -3,7 +3,8 @@
 A reward is a plain callable `reward(tunes: list[str], **context) -> list[float | None]`: one score per tune,
 None where the rule does not apply. Names resolve, in this order, to:
 
-1. a built-in reward of `rlmusic.rewards` (registered with `@register`);
+1. a built-in reward of `rlmusic.rewards` (registered with `@register` by the modules of BUILTIN_MODULES, which
+   are loaded by name on first use, as plugins are: this module never imports them, they import it);
 2. a reward an installed package declares in the entry-point group `rlmusic.rewards`
    (`[project.entry-points."rlmusic.rewards"] my_rule = "my_pkg.rules:my_rule"`);
 3. a dotted path `package.module:function` (a factory call is not allowed here: give a function).
@@ -26,6 +27,8 @@ from typing import Callable
 from rlmusic.errors import UserError
 
 ENTRY_POINT_GROUP = "rlmusic.rewards"
+BUILTIN_MODULES = ("rlmusic.rewards.syntax", "rlmusic.rewards.theory", "rlmusic.rewards.music",
+                   "rlmusic.rewards.discriminator")
 RewardFn = Callable[..., list]
 
 
@@ -68,9 +71,10 @@ def _entry_points() -> dict[str, RewardInfo]:
             raise UserError(f"reward plugin {ep.name!r} from {dist} clashes with {other}; rename one of them")
         try:
             fn = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the others' names
+        except PLUGIN_ESCAPES as exc:  # a broken plugin must not hide the others' names
+            reraise_signal(exc)
             raise UserError(f"reward plugin {ep.name!r} ({ep.value}, from {dist}) failed to load: "
-                            f"{type(exc).__name__}: {exc}") from exc
+                            f"{failure(exc)}") from exc
         found[ep.name] = RewardInfo(ep.name, fn, f"entry point ({dist})")
     return found
 
@@ -82,7 +86,8 @@ def refresh() -> None:
 
 def available() -> dict[str, RewardInfo]:
     """Every reward that can be named: built-ins, then installed plugins."""
-    _load_builtins()
+    for module in BUILTIN_MODULES:  # loaded by name when first needed (a no-op once imported)
+        importlib.import_module(module)
     return {**_BUILTINS, **_entry_points()}
 
 
@@ -97,8 +102,9 @@ def get(name: str) -> RewardInfo:
             raise UserError(f"reward {name!r}: expected package.module:function")
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:  # noqa: BLE001 - ImportError, SyntaxError, or whatever the module raises
-            raise UserError(f"reward {name}: cannot import {module_name} ({type(exc).__name__}: {exc})") from exc
+        except PLUGIN_ESCAPES as exc:  # ImportError, SyntaxError, or whatever the module raises, sys.exit included
+            reraise_signal(exc)
+            raise UserError(f"reward {name}: cannot import {module_name} ({failure(exc)})") from exc
         fn = getattr(module, attr, None)
         if fn is None:
             raise UserError(f"reward {name}: {module_name} has no {attr}")
@@ -119,9 +125,35 @@ def score(reward: str | RewardInfo, tunes: list[str], **context) -> list[float |
         values = info.fn(tunes, **context)
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure inside a plugin is reported with the plugin's name
-        raise UserError(f"reward {name} ({info.source}) raised {type(exc).__name__}: {exc}") from exc
+    except PLUGIN_ESCAPES as exc:  # any failure inside a plugin is reported with the plugin's name
+        reraise_signal(exc)
+        raise UserError(f"reward {name} ({info.source}) {escaped(exc)}") from exc
     return check_scores(info, values, len(tunes))
+
+
+# What a plugin can raise that must end as an error naming it: any exception, and also sys.exit() (SystemExit:
+# the command would otherwise end quietly with the plugin's exit code) and a KeyboardInterrupt that no Ctrl-C sent.
+PLUGIN_ESCAPES = (Exception, SystemExit, KeyboardInterrupt)
+
+
+def reraise_signal(exc: BaseException) -> None:
+    """A KeyboardInterrupt that a real Ctrl-C or SIGTERM caused goes on as an interruption."""
+    from rlmusic import interrupts
+
+    if isinstance(exc, KeyboardInterrupt) and interrupts.signalled():
+        raise exc
+
+
+def failure(exc: BaseException) -> str:
+    """What a plugin raised, as an error line says it."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}); a reward plugin must not end the program"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def escaped(exc: BaseException) -> str:
+    """How a plugin's failure while scoring reads in an error line."""
+    return failure(exc).replace("it called", "called", 1) if isinstance(exc, SystemExit) else f"raised {failure(exc)}"
 
 
 def check_scores(info: RewardInfo, values, n: int) -> list[float | None]:
@@ -150,7 +182,3 @@ def check_scores(info: RewardInfo, values, n: int) -> list[float | None]:
 def _short(v) -> str:
     text = repr(v)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _load_builtins() -> None:
-    from rlmusic.rewards import discriminator, syntax, theory  # noqa: F401 - importing registers them

@@ -135,8 +135,8 @@ def abc2midi_clean(tunes: list[str], **context) -> list[float | None]:
     """1.0 when abc2midi reads the tune without an Error line, else 0.0; None when abc2midi is not installed.
 
     Why: as a gate, `abc2midi`'s 1 / (1 + errors) only halves the reward of a tune with one error, so a policy
-    learns little from the tunes the README's validity check (rlmusic.validity) rejects; this is that check's
-    verdict, all or nothing (measured: README). Example: a tie to a rest (`A4- z4|`) -> 0.0.
+    learns little from the tunes the validity check of docs/measurements.md (rlmusic.validity) rejects; this is that check's
+    verdict, all or nothing (measured: docs/measurements.md). Example: a tie to a rest (`A4- z4|`) -> 0.0.
     """
     return [None if v is None else float(v == 1.0) for v in abc2midi(tunes, **context)]
 
@@ -193,7 +193,7 @@ def strains_reward(tunes: list[str], **context) -> list[float]:
     repeated (`|: ... :|`) or written out twice.
 
     Why: without it fine-tuning drops the repeat signs (`balanced` is easiest with none) and the tunes lose their
-    form (README: two-strain tunes 0.28 -> 0.035). Rule: AABB, the commonest form of the tradition (Sturm &
+    form (docs/measurements.md: two-strain tunes 0.28 -> 0.035). Rule: AABB, the commonest form of the tradition (Sturm &
     Ben-Tal 2017; rlmusic/structure.py). Example: `|:8 bars:||:8 bars:|` -> 1.0; one repeated strain -> 0.5.
     """
     from rlmusic.structure import proper_strains
@@ -212,7 +212,7 @@ def form(tunes: list[str], **context) -> list[float]:
     written out twice).
 
     Why: `strains` alone is all or nothing per strain and scores ~0.05 in fine-tuning, too rarely to teach; the
-    policy meanwhile drops the repeat signs and double bars that make sections at all (README). Half the credit
+    policy meanwhile drops the repeat signs and double bars that make sections at all (docs/measurements.md). Half the credit
     goes to having two marked sections, half to their being the tradition's shape. Sections shorter than 4 bars
     earn nothing, so a `||` every two bars is no shortcut. Example: `|:8 bars:||:8 bars:|` -> 1.0; two 5-bar
     sections between double bars -> 0.5; one repeated 8-bar strain -> 0.5.
@@ -237,7 +237,7 @@ def two_strains(tunes: list[str], **context) -> list[float]:
     Why: all or nothing per tune, so its mean over an iteration is the share of tunes in strains, the proportion
     `evaluate`'s two_strain_tunes reports (32 % of the corpus): the quantity to hold with `reward_targets`. A target
     on `form`'s graded mean holds the mean, not the share: the policy learns tunes with part of the credit where the
-    corpus is bimodal, in strains or not (README: form_pi). Example: `|:8 bars:||:8 bars:|` -> 1.0; two 5-bar
+    corpus is bimodal, in strains or not (docs/measurements.md: form_pi). Example: `|:8 bars:||:8 bars:|` -> 1.0; two 5-bar
     sections between double bars -> 1.0; one repeated 8-bar strain -> 0.0; two 2-bar sections -> 0.0.
     """
     return [float(marked_sections(s, t) >= 2) for s, t in zip(scans_of(tunes, context), tunes)]
@@ -249,7 +249,7 @@ def repeat_signs(tunes: list[str], **context) -> list[float]:
 
     Why: its mean is `evaluate`'s repeat_sign_tunes (23 % of the corpus). With `reward_targets` under
     `target_control: pi` its weight goes below 0 when the tunes repeat more than the corpus does: the rewards for
-    form otherwise overshoot into repeat signs on nearly every tune (README: form_gate, form_pi at 120 iterations).
+    form otherwise overshoot into repeat signs on nearly every tune (docs/measurements.md: form_gate, form_pi at 120 iterations).
     Example: `|:DFAF:|` -> 1.0; `DFAF||` -> 0.0; a `:` in a header -> 0.0.
     """
     from rlmusic.structure import has_repeat_signs

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from rlmusic.rundir import atomic_write_text
+from rlmusic.files import atomic_write_text
 
 OPTIONS = {"inputFrom": "abc", "pageHeight": 60000, "adjustPageHeight": True, "pageWidth": 2100, "scale": 40,
            "header": "auto", "footer": "none", "breaks": "auto"}

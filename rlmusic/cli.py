@@ -6,10 +6,12 @@ Every bad input ends as one `error: ...` line on stderr and exit status 2 (see r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
+from rlmusic import interrupts
 from rlmusic.errors import EXIT_USER_ERROR, UserError
 
 def _config_dir() -> Path:
@@ -24,12 +26,12 @@ CONFIG_DIR = _config_dir()
 
 def _config_path(value: str | None, command: str) -> Path | None:
     """--config takes a path, or a preset name from configs/<command>/ ("tiny" -> configs/pretrain/tiny.yaml).
-    Without it, the `default` preset (the configuration the README measures), where the presets are at hand."""
+    Without it, the `default` preset (the configuration docs/measurements.md measures), where the presets are at hand."""
     if value is None:
         default = CONFIG_DIR / command / "default.yaml"
         return default if default.exists() else None
     path = Path(value)
-    if not path.exists() and not path.suffix:
+    if not path.is_file() and not path.suffix:  # a folder named like the preset (a run called tiny) is not it
         preset = CONFIG_DIR / command / f"{value}.yaml"
         if preset.exists():
             return preset
@@ -124,9 +126,11 @@ def cmd_evaluate(args) -> int:
             raise UserError(f"{flag} {value}: is a folder; give a file name")  # before the sampling work
     if args.report is not None and Path(args.report).exists() and not Path(args.report).is_dir():
         raise UserError(f"--report {args.report}: is a file, not a folder")
-    args.checkpoint = [_checkpoint(c) for c in args.checkpoint or []]
-    args.reference = _checkpoint(args.reference) if args.reference else None
-    evaluate.run(args, log=lambda m: print(m, file=sys.stderr))
+    fields = {f.name for f in dataclasses.fields(evaluate.EvaluateConfig)}
+    cfg = evaluate.EvaluateConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    cfg.checkpoint = [str(_checkpoint(c)) for c in args.checkpoint or []]
+    cfg.reference = str(_checkpoint(args.reference)) if args.reference else None
+    evaluate.run(cfg, log=lambda m: print(m, file=sys.stderr))
     return 0
 
 
@@ -285,37 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_WATCHING = False
-
-
-def _watch_interrupts() -> None:
-    """Let Ctrl-C reach code waiting off the main thread. Python runs its SIGINT handler only on the main thread,
-    between bytecodes; while TensorFlow's compiled loop steps the environment (and its rewards) on a thread of
-    its own, the main thread is inside TensorFlow and would notice only when the loop ends. The wakeup fd is
-    written by the C-level handler at once, so a watcher thread sets `rlmusic.rewards.mix.INTERRUPTED`, which
-    a waiting reward mix checks."""
-    global _WATCHING
-    import os
-    import signal
-    import threading
-
-    if _WATCHING or threading.current_thread() is not threading.main_thread():
-        return
-    from rlmusic.rewards.mix import INTERRUPTED
-
-    r, w = os.pipe()
-    os.set_blocking(w, False)
-    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-
-    def watch():
-        while True:
-            if signal.SIGINT in os.read(r, 64):
-                INTERRUPTED.set()
-
-    threading.Thread(target=watch, name="rlmusic-interrupts", daemon=True).start()
-    _WATCHING = True
-
-
 def main(argv: list[str] | None = None) -> int:
     from rlmusic import _quiet
 
@@ -324,16 +297,18 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a bad flag (its error line is printed): the exit code, returned
         return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     _quiet.enable()
-    _watch_interrupts()
+    interrupts.install()
     try:
         return args.func(args)
     except UserError as exc:
         _report(exc, args.traceback or os.environ.get("RLMUSIC_TRACEBACK") == "1")
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+        return getattr(exc, "exit_code", EXIT_USER_ERROR)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
         _fresh_line()
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        terminated = isinstance(exc, interrupts.Terminated)
+        where = f" {exc}" if str(exc) else ""  # the training loops say where they stopped and what is kept
+        print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}{where}", file=sys.stderr)
+        return interrupts.EXIT_TERMINATED if terminated else interrupts.EXIT_INTERRUPTED
 
 
 def _fresh_line() -> None:

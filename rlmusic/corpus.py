@@ -324,6 +324,9 @@ def load_corpus(sources, max_chars: int = 4000, midi_channel: int = 0) -> Corpus
         if stats.midi_dropped and len(stats.midi_dropped) == len(files):
             raise UserError(f"{where}: no usable tune ({stats.midi_dropped[0][1]}"
                             + (f", and {len(files) - 1} more" if len(files) > 1 else "") + ")")
+        if stats.dropped:  # say why each tune found was dropped (too long is not the same as no K:)
+            why = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common(3))
+            raise UserError(f"{where}: no usable ABC tune among the {stats.tunes_found} found ({why})")
         raise UserError(f"{where}: no usable ABC tune found (a tune starts with X:, has a K: field and notes)")
     return Corpus(tunes=tunes, stats=stats, files=files)
 
@@ -333,7 +336,7 @@ def _keep(raw: str | None, stats: CorpusStats, tunes: list[str], max_chars: int)
     stats.tunes_found += 1
     tune, reason = clean_tune(raw) if raw is not None else (None, "")
     if raw is None or tune is not None and len(tune) > max_chars:
-        tune, reason = None, f"longer than {max_chars} chars"
+        tune, reason = None, f"longer than the limit of {max_chars:,} characters"
     if tune is None:
         stats.dropped[reason] += 1
     else:

@@ -9,7 +9,7 @@ Two ways to cut the training text into windows of `seq_length` characters (`data
   last window are padding, masked out of the loss.
 - `random`: windows at random offsets of the joined text, each from a zero state. Faster per useful character
   (no padding) but a window of 128 characters holds its tune's whole header in a minority of cases, and
-  header-body consistency is what breaks most in sampled tunes (README "Pretraining").
+  header-body consistency is what breaks most in sampled tunes (docs/pretraining.md).
 
 Both are deterministic in (seed, step), so a resumed run sees exactly the batches it would have seen.
 Validation is always whole held-out tunes from a zero state (`val_batches`), so the two are compared fairly.

@@ -74,12 +74,16 @@ def resolve_strategy(choice: str, device: str, field: str = "train.strategy") ->
         return tf.distribute.get_strategy()  # the default strategy: one device, no replicas
     if choice == "multiworker":
         if not os.environ.get("TF_CONFIG"):
-            raise UserError(f"{field}=multiworker: set TF_CONFIG on every worker (README: several machines)")
+            raise UserError(f"{field}=multiworker: set TF_CONFIG on every worker (docs/gpus.md)")
         try:
             json.loads(os.environ["TF_CONFIG"])
         except ValueError as exc:
             raise UserError(f"TF_CONFIG is not JSON: {exc}") from exc
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except (ValueError, KeyError, TypeError) as exc:  # a task index beyond the cluster, a missing role
+            raise UserError(f"TF_CONFIG does not describe this worker's place in the cluster "
+                            f"({str(exc).strip().splitlines()[0]})") from exc
     if device == "gpu":
         return tf.distribute.MirroredStrategy()  # every visible GPU
     cpus = tf.config.list_logical_devices("CPU")

@@ -55,28 +55,19 @@ import json
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
 import numpy as np
 
 from rlmusic.abc import Scan, scan
+from rlmusic.config import Checked, Range
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic import melody, realness
 from rlmusic.structure import second_strain_answers
+from rlmusic.tables import METRIC_KEYS, REALNESS_KEYS, markdown_table  # noqa: F401 (re-exported)
 
-METRIC_KEYS = ("valid_rate", "notes_not_in_key", "notes_excessively_repeated", "starts_with_tonic",
-               "ends_with_tonic", "leaps_resolved", "unique_max_note", "unique_min_note", "notes_in_repeated_motif",
-               "autocorrelation_lag1", "autocorrelation_lag2", "autocorrelation_lag3", "pitch_class_entropy",
-               "scale_consistency", "two_strain_tunes", "second_strain_answers",
-               # form (rlmusic/realness.py: form)
-               "repeat_sign_tunes", "aabb_tunes", "meter_consistent_tunes", "bar_patterns_per_1000",
-               "top15_bar_pattern_share")
-# with --data: the distance from real held-out tunes as a whole (rlmusic/realness.py)
-REALNESS_KEYS = ("discriminator_text", "discriminator_text_std", "discriminator_features",
-                 "discriminator_features_std", "feature_overlap", "feature_kl",
-                 *(f"overlap/{f}" for f in (*realness.FEATURES, "note_lengths")),
-                 *(f"kl/{f}" for f in (*realness.FEATURES, "note_lengths")),
-                 "key_mode_tv", "meter_tv", "exact_copies", "distinct_bars", "duplicate_tunes")
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 
@@ -227,27 +218,10 @@ def kl_to_reference(model, reference, vocab, tunes: list[str], primer: str = DEF
     return total / max(count, 1.0)
 
 
-def markdown_table(columns: dict[str, dict]) -> str:
-    """Metrics as rows, one column per evaluated source (model or corpus)."""
-    extra = sorted({k for c in columns.values() for k in c if k.startswith(("rewards/", "copies_"))})
-    keys = [k for k in (*METRIC_KEYS, "mean_notes", "kl_to_reference", "nll_bits_per_char", *REALNESS_KEYS, *extra)
-            if any(k in c and c[k] is not None for c in columns.values())]
-    lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    if any("constrain" in c for c in columns.values()):  # how the models' tunes were drawn
-        lines.append("| constrain | " + " | ".join(c.get("constrain", "") for c in columns.values()) + " |")
-    for k in keys:
-        cells = []
-        for c in columns.values():
-            v = c.get(k)
-            cells.append("" if v is None else f"{v:.3f}")
-        lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def plot_histograms(sources: dict[str, list[str]], path: Path) -> None:
     """Pitch-class and melodic-interval histograms of each source, overlaid, as one PNG."""
-    from rlmusic.rundir import atomic_write_bytes
-    from rlmusic.runlog import figure_png, new_figure
+    from rlmusic.files import atomic_write_bytes
+    from rlmusic.plots import figure_png, new_figure
 
     fig = new_figure((12, 4))
     ax1, ax2 = fig.subplots(1, 2)
@@ -278,14 +252,57 @@ def realness_metrics(tunes: list[str], reference: list[str], index, seed: int = 
             **realness.copying(scans, index)}
 
 
-def run(opts, log=print) -> dict[str, dict]:
-    """The evaluate command (its flags in `opts`): sample each model, measure, print the table, write what was
-    asked. Returns the columns: `corpus` (the baseline, with --data) and one per model."""
+@dataclass
+class EvaluateConfig(Checked):
+    """What `evaluate` compares and how; the command's flags fill it (`--top-k` is `top_k`)."""
+
+    checkpoint: list[str] = field(default_factory=list)
+    """Run directories to sample from, one column each (resolved paths: the CLI turns `pretrained` into one)."""
+    data: list[str] = field(default_factory=list)
+    """Real tunes (ABC or MIDI files, folders, globs, music21 collections): the `corpus` column and the reference
+    every column's realness is measured against."""
+    reference: Optional[str] = None
+    """Run directory of the prior: adds kl_to_reference to each model's column."""
+    num: Annotated[int, Range(1)] = 100
+    """Tunes sampled per model (and real tunes drawn for the corpus column and the reference)."""
+    seed: Annotated[int, Range(0, 2**31 - 1)] = 0
+    """Seed of the sampling and of the corpus shuffle."""
+    temperature: Annotated[float, Range(0)] = 1.0
+    """Sampling temperature."""
+    top_k: Annotated[int, Range(0, 1_000_000)] = 0
+    """Sample among the k likeliest characters (0: all)."""
+    top_p: Annotated[float, Range(0, 1, min_open=True)] = 1.0
+    """Nucleus sampling: the smallest set of characters holding this much probability (1: all)."""
+    max_length: Annotated[int, Range(2, 100_000)] = 1500
+    """Characters per sampled tune at most."""
+    constrain: Literal["syntax", "none"] = "none"
+    """"syntax": sample under the ABC grammar's mask (the CLI's default); "none": the model as it is."""
+    checker: Literal["auto", "abc2midi", "scanner"] = "auto"
+    """The validity check: abc2midi (when installed; "auto" picks it), else the grammar's verdict."""
+    midi_channel: Annotated[int, Range(0, 16)] = 0
+    """MIDI files in `data`: the channel whose voice becomes the tune (0: the voice with the most notes)."""
+    copy_bars: Annotated[int, Range(1)] = 4
+    """Bars a sampled tune must share with a corpus tune to count as a copy."""
+    rewards: Optional[str] = None
+    """Comma-separated reward names: adds each reward's mean to every column."""
+    json: Optional[str] = None
+    """Write the metrics here (JSON)."""
+    plots: Optional[str] = None
+    """Write pitch-class and interval histograms here (PNG)."""
+    report: Optional[str] = None
+    """Write an offline HTML report (table, histograms, form, tunes) in this folder."""
+
+
+def run(opts: EvaluateConfig, log=print) -> dict[str, dict]:
+    """The evaluate command: sample each model, measure, print the table, write what was asked. Returns the
+    columns: `corpus` (the baseline, with `data`) and one per model."""
     import random
 
+    from rlmusic import validity
     from rlmusic.corpus import load_corpus
 
-    use_abc2midi = opts.checker == "abc2midi"
+    checker = validity.resolve_checker(opts.checker)
+    use_abc2midi = checker == "abc2midi"
     columns: dict[str, dict] = {}
     sources: dict[str, list[str]] = {}
     real: list[str] = []
@@ -293,7 +310,7 @@ def run(opts, log=print) -> dict[str, dict]:
     if opts.data:
         # the corpus, shuffled: `reference` (real held-out tunes every set is compared with), `real` (the baseline
         # column: other real tunes, judged like a model), the rest (the training side of the copying index)
-        tunes = load_corpus(opts.data, midi_channel=getattr(opts, "midi_channel", 0)).tunes
+        tunes = load_corpus(opts.data, midi_channel=opts.midi_channel).tunes
         order = random.Random(opts.seed).sample(range(len(tunes)), len(tunes))
         n = min(opts.num, len(tunes) // 2)
         reference = [tunes[i] for i in order[:n]]
@@ -313,10 +330,10 @@ def run(opts, log=print) -> dict[str, dict]:
         from rlmusic.sample import Sampler
 
         model, vocab, _ = load_model(checkpoint)
-        constrain = getattr(opts, "constrain", "none")
+        constrain = opts.constrain
         sampled = [t.text for t in Sampler(model, vocab).generate(
-            opts.num, max_length=opts.max_length, temperature=opts.temperature, top_k=getattr(opts, "top_k", 0),
-            top_p=getattr(opts, "top_p", 1.0), seed=opts.seed, constrain=constrain)]
+            opts.num, max_length=opts.max_length, temperature=opts.temperature, top_k=opts.top_k,
+            top_p=opts.top_p, seed=opts.seed, constrain=constrain)]
         result = {"constrain": constrain, **tune_metrics(sampled, use_abc2midi)}
         if opts.reference:
             ref_model, ref_vocab, _ = load_model(opts.reference)
@@ -362,12 +379,12 @@ def run(opts, log=print) -> dict[str, dict]:
     if opts.report:
         from rlmusic.report import write_report
 
-        path = write_report(Path(opts.report), columns, sources, reference, checker=opts.checker, log=log)
+        path = write_report(Path(opts.report), columns, sources, reference, checker=checker, log=log)
         log(f"report written to {path}")
     return columns
 
 
 def write_json(path: Path, metrics: dict) -> None:
-    from rlmusic.rundir import atomic_write_text
+    from rlmusic.files import atomic_write_text
 
     atomic_write_text(path, json.dumps(metrics, indent=2))

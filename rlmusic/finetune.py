@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 import numpy as np
 
 from rlmusic import config as config_lib, validity
+from rlmusic import interrupts
 from rlmusic._tf import tf
 from rlmusic.config import Checked, FieldError, Range
 from rlmusic.corpus import DEFAULT_PRIMER
@@ -39,16 +40,16 @@ class FinetuneConfig(Checked):
     gate: str = "valid,abc2midi_clean,enough_bars,no_excessive_repeats,form@0.5"
     """Rewards (comma-separated) whose scores scale all the others (empty: plain weighted sum); `name@floor` is a
     soft gate, scaling them by floor + (1 - floor) x its score; see AbcCompositionEnv. Without enough_bars the
-    policy learns to write 2-bar fragments; `form@0.5` keeps the repeat signs at no cost in validity (README)."""
+    policy learns to write 2-bar fragments; `form@0.5` keeps the repeat signs at no cost in validity (docs/measurements.md)."""
     reward_targets: dict[str, float] = field(default_factory=dict)
     """Reward name -> the mean score over an iteration's tunes to hold it at: after every iteration that reward's
     weight is adapted as beta is to kl_target (up to +-10 % per iteration), raised while the tunes score below the
     target and lowered above it. For what the tradition has in a proportion, not in every tune: `form: 0.36` asks
     for the corpus's mean form score, where a fixed weight is traded away late in a run and a hard gate puts
-    nearly every tune in strains (README). The reward needs a positive weight and must not be a gate. Empty: off."""
+    nearly every tune in strains (docs/measurements.md). The reward needs a positive weight and must not be a gate. Empty: off."""
     target_control: Literal["ratio", "pi"] = "ratio"
     """How reward_targets adapt a weight. "ratio": multiplied by up to +-10 % per iteration, as beta (measured on
-    form: it winds up 12x while the policy lags, then overshoots, README). "pi": the weight is a Lagrange
+    form: it winds up 12x while the policy lags, then overshoots, docs/measurements.md). "pi": the weight is a Lagrange
     multiplier under proportional-integral control (PID Lagrangian, Stooke et al. 2020): w0 x (1 + target_kp x e +
     target_ki x sum of e), e = (target - mean) / target clipped to +-1, w0 the weight in rewards, the integral
     term held within +-10 (anti-windup). It goes below 0: a mean above target is pushed back, not only no
@@ -72,7 +73,7 @@ class FinetuneConfig(Checked):
     the pretrained model's distribution cut to its top-p characters (renormalised) + prior_tail x the whole one.
     A character from the prior's tail then costs beta x about -ln(prior_tail) more at the step that wrote it:
     the policy learns to leave out the unlikely characters that sampling at top-p 0.95 leaves out (the invalid
-    tunes of the shipped model are mostly such slips, README). 1.0: the pretrained model itself."""
+    tunes of the shipped model are mostly such slips, docs/measurements.md). 1.0: the pretrained model itself."""
     prior_tail: Annotated[float, Range(0, 1, min_open=True, max_open=True)] = 0.01
     """With prior_top_p < 1: the share of the whole prior mixed into its nucleus (keeps the penalty finite)."""
     kl_target: Annotated[float, Range(0)] = 0.1
@@ -81,12 +82,12 @@ class FinetuneConfig(Checked):
     beta_min: Annotated[float, Range(0)] = 0.05
     """Floor of the adapted beta (a `beta` started below it is its own floor: `beta: 0` stays without a KL
     penalty). Below its KL target the controller lowers beta by up to 10 % per iteration without end (measured:
-    4e-7 after 120 iterations, README), and then nothing holds the policy to the pretrained model; the floor
-    keeps a fixed minimum pull (measured: by itself it does not stop the late loss of form, README)."""
+    4e-7 after 120 iterations, docs/measurements.md), and then nothing holds the policy to the pretrained model; the floor
+    keeps a fixed minimum pull (measured: by itself it does not stop the late loss of form, docs/measurements.md)."""
     beta_max: Annotated[float, Range(0)] = 0.0
     """Ceiling of the adapted beta (0: none; else at least beta). Above its KL target the controller
     raises beta by up to 10 % per iteration without end: with a prior the policy starts far from
-    (`prior_top_p` < 1) the KL stays above target and beta reached 27.6 in 60 iterations (README), where the KL
+    (`prior_top_p` < 1) the KL stays above target and beta reached 27.6 in 60 iterations (docs/measurements.md), where the KL
     penalty outweighs every reward; the ceiling holds it there instead."""
     ptx_coef: Annotated[float, Range(0)] = 0.1
     """Weight of the supervised loss on real tunes (PPO-ptx, InstructGPT): the agent's loss gets ptx_coef x the
@@ -232,13 +233,20 @@ def check_resumable(run: RunDir, cfg: FinetuneConfig, vocab) -> None:
 def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, use_wandb: bool = False,
                  log=print) -> Path:
     """Fine-tune the pretrained run `checkpoint` into `out` (resuming it); returns its path."""
+    run = RunDir(out)
     try:
-        return _run_finetune(cfg, checkpoint, out, use_wandb, log)
+        run.lock("--out")  # before anything is read or written: a second run into the folder stops here
+        return _run_finetune(cfg, checkpoint, run, use_wandb, log)
     except WRITE_ERRORS as exc:  # a full disk: named, and the last good checkpoint is kept
-        raise write_failure(RunDir(out), exc, "iteration") from exc
+        raise write_failure(RunDir(out), exc, "iteration", config_keys=OOM_KEYS) from exc
+    finally:
+        run.unlock()
 
 
-def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, use_wandb: bool, log) -> Path:
+OOM_KEYS = "tunes_per_iteration, max_length or ptx_batch"  # what to lower when memory runs out
+
+
+def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, run: RunDir, use_wandb: bool, log) -> Path:
     from rlmusic.runlog import RunLogger, plot_curves, progress
 
     mix = RewardMix(cfg.rewards, gates=cfg.gate, time_limit=cfg.rewards_time_limit)  # unknown names fail here
@@ -258,8 +266,6 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
     cfg.model = config_lib.from_dict(ModelConfig, pre_cfg.get("model") or {}, prefix="model.")
     cfg.pretrained = str(checkpoint)
     log("config:\n" + config_lib.dump_yaml(cfg).rstrip())  # resolved: the model and pretrained run filled in
-    run = RunDir(out)
-    run.check_is_run_dir("--out")
     run.clean_temporary()
     resuming = run.exists() and run.has_checkpoint()  # a folder without a checkpoint is replaced
     if resuming:
@@ -292,8 +298,7 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
             ptx = Ptx(policy_model, cfg.ptx_coef, cfg.ptx_batch)
         ptx_nll = tf.function(ptx.nll)
     run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(config_lib.dump_yaml(cfg))
-    run.write_vocab(vocab)
+    run.write_run_files({"config.yaml": config_lib.dump_yaml(cfg), "vocab.json": vocab.to_json()}, now=not resuming)
     learner = Learner(cfg, agent, optimizer, (rollouts.actor, value_net), policy_model, prior_model, primer_ids, ptx,
                       strategy)
     logger = RunLogger(run, cfg, use_wandb=use_wandb, project=cfg.wandb_project, kind="finetune")
@@ -311,8 +316,9 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
                 ptx.y.assign(y)
                 ptx_bits = float(ptx_nll()) / math.log(2)  # before the update, as the loss sees it
             # shaped rewards -> advantages -> update, by length bucket
-            stats = learner.update(exp, finished, float(beta.numpy()))
-            iteration.assign_add(1)
+            with interrupts.deferred():  # an update is done whole or not at all, so a Ctrl-C checkpoint is exact
+                stats = learner.update(exp, finished, float(beta.numpy()))
+                iteration.assign_add(1)
             # log
             it = int(iteration.numpy())
             loss, kl = stats["loss"], stats["kl"]
@@ -335,10 +341,16 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, 
                 logger.tune_table(it, finished, mix)
                 plot_curves(run)
         bar.close()
-    except (UserError, KeyboardInterrupt):  # a failing or hung plugin, a NaN, Ctrl-C
+    except UserError:  # a failing or hung plugin, a NaN
         if int(iteration.numpy()) > (run.latest_step() or 0):
             run.save_checkpoint(int(iteration.numpy()), **objects)  # keep what was learned before the failure
         raise
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the iterations done are kept, and the error line says so
+        it = int(iteration.numpy())
+        if it > (run.latest_step() or 0):
+            run.save_checkpoint(it, **objects)
+        raise type(exc)(f"at iteration {it}; the run resumes from its checkpoint (iteration {run.latest_step() or 0}) "
+                        f"in {run.path}") from None
     finally:
         logger.close()
     return run.path

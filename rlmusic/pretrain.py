@@ -7,6 +7,7 @@ with stateless random ops keyed on (seed, step), so a resumed run sees exactly t
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
+from rlmusic import interrupts
 from rlmusic._tf import tf
 
 from rlmusic import config as config_lib
@@ -59,12 +61,12 @@ class TrainConfig(Checked):
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16", "auto"] = "float32"
     """Keras precision policy: "mixed_bfloat16" is faster only on CPUs with AVX512-BF16/AMX (and GPUs),
     "mixed_float16" on GPUs (with loss scaling); "auto" picks by device (rlmusic.devices). Its loss curve
-    against float32's: README, benchmarks/precision_curve.py."""
+    against float32's: docs/measurements.md, benchmarks/precision_curve.py."""
     device: Literal["auto", "cpu", "gpu"] = "auto"
     """"auto" uses a GPU when TensorFlow sees one (there the LSTM runs Keras' cuDNN kernel); "cpu" never does."""
     strategy: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
     """tf.distribute: "mirrored" splits each batch over every visible GPU (or logical CPU device),
-    "multiworker" over the machines in TF_CONFIG (README); "auto": multiworker if TF_CONFIG is set, mirrored
+    "multiworker" over the machines in TF_CONFIG (docs/measurements.md); "auto": multiworker if TF_CONFIG is set, mirrored
     with several GPUs, else none. The global batch, its loss and the checkpoints are the same as with one device."""
 
 
@@ -252,25 +254,31 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
     log(devices.describe(strategy, device, precision))
     before = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(precision)
+    run = RunDir(out)
     try:
-        return _run_pretrain(cfg, out, use_wandb, log, device, strategy)
+        return _run_pretrain(cfg, run, use_wandb, log, device, strategy)
     except WRITE_ERRORS as exc:  # a full disk: named, and the last good checkpoint is kept
-        raise write_failure(RunDir(out), exc) from exc
+        raise write_failure(RunDir(out), exc, config_keys=OOM_KEYS) from exc
     finally:
+        run.unlock()
         tf.keras.mixed_precision.set_global_policy(before)
 
 
-def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log, device: str,
+OOM_KEYS = "train.batch_size, train.seq_length or model.units"  # what to lower when memory runs out
+
+
+def _run_pretrain(cfg: PretrainConfig, run: RunDir, use_wandb: bool, log, device: str,
                   strategy: tf.distribute.Strategy) -> Path:
     from rlmusic.devices import is_chief
     from rlmusic.runlog import NullLogger, RunLogger
 
     tcfg = cfg.train
-    run = RunDir(out)
     chief = is_chief(strategy)  # the one process that writes the run directory
+    run.check_is_run_dir("--out")
+    if chief:
+        run.lock("--out")  # before anything is read or written: a second run into the folder stops here
     data = prepare_data(cfg, log)
     vocab, corpus = data.vocab, data.corpus
-    run.check_is_run_dir("--out")
     if chief:
         run.clean_temporary()
     # A folder without a checkpoint (a run that failed before its first one) is replaced, not resumed.
@@ -294,15 +302,15 @@ def _run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool, log, de
                            log, chief=False)
     run.truncate_metrics(step)  # rows logged after the checkpoint (or by a run without one) are logged again
     run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(config_lib.dump_yaml(cfg))
-    run.write_vocab(vocab)
-    run.write_json("corpus.json", {"files": [str(f) for f in corpus.files], "tunes_found": corpus.stats.tunes_found,
-                                   "tunes_kept": corpus.stats.tunes_kept, "dropped": dict(corpus.stats.dropped),
-                                   "midi_files": corpus.stats.midi_files, "midi_converted": corpus.stats.midi_converted,
-                                   "midi_dropped": [list(d) for d in corpus.stats.midi_dropped],
-                                   "train_tunes": len(data.train), "val_tunes": len(data.val),
-                                   "set_aside_invalid": dict(data.set_aside),
-                                   "train_chars": train_chars, "val_chars": sum(len(s) for s in val_seqs)})
+    corpus_info = {"files": [str(f) for f in corpus.files], "tunes_found": corpus.stats.tunes_found,
+                   "tunes_kept": corpus.stats.tunes_kept, "dropped": dict(corpus.stats.dropped),
+                   "midi_files": corpus.stats.midi_files, "midi_converted": corpus.stats.midi_converted,
+                   "midi_dropped": [list(d) for d in corpus.stats.midi_dropped],
+                   "train_tunes": len(data.train), "transposed_tunes": data.transposed, "val_tunes": len(data.val),
+                   "set_aside_invalid": dict(data.set_aside),
+                   "train_chars": train_chars, "val_chars": sum(len(s) for s in val_seqs)}
+    run.write_run_files({"config.yaml": config_lib.dump_yaml(cfg), "vocab.json": vocab.to_json(),
+                         "corpus.json": json.dumps(corpus_info, indent=2, ensure_ascii=False)}, now=not resuming)
     log(f"vocab {len(vocab)} chars; {len(data.train)} train tunes ({train_chars:,} chars), {len(data.val)} "
         f"validation tunes; model {sum(int(np.prod(v.shape)) for v in model.trainable_variables):,} parameters")
     if step >= tcfg.steps:
@@ -340,9 +348,10 @@ def _train_loop(cfg: PretrainConfig, trainer: Trainer, data: TrainingData, train
         while step < tcfg.steps:
             batch = next(batches)
             t0 = time.perf_counter()
-            loss = float(train_step(*batch))  # float() waits for the step: the timing is honest
+            with interrupts.deferred():  # a step is done whole or not at all, so a Ctrl-C checkpoint is exact
+                loss = float(train_step(*batch))  # float() waits for the step: the timing is honest
+                step += 1
             window_time += time.perf_counter() - t0
-            step += 1
             if not math.isfinite(loss):
                 raise _diverged("loss", loss, step, last_good, run)
             losses.append(loss)
@@ -369,6 +378,11 @@ def _train_loop(cfg: PretrainConfig, trainer: Trainer, data: TrainingData, train
                 bar.write(f"step {step}: validation {bpc:.3f} bits/char (checkpoint saved)")
                 logger.sample_table(model, vocab, step)
         bar.close()
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the steps done are kept, and the error line says so
+        if chief and step > (last_good or 0):
+            run.save_checkpoint(step, **trainer.checkpoint_objects())
+        raise type(exc)(f"at step {step}; the run resumes from its checkpoint (step {run.latest_step() or 0}) in "
+                        f"{run.path}") from None
     finally:
         logger.close()
         if not chief:

@@ -11,11 +11,13 @@ Every file is written under a temporary name and renamed into place, so a crash 
 
 from __future__ import annotations
 
+import errno
 import html
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from rlmusic.errors import UserError
-from rlmusic.rundir import atomic_write_bytes, atomic_write_text
+from rlmusic.files import atomic_write_bytes, atomic_write_text
 
 FORMATS = ("abc", "mid", "wav", "svg", "html")
 
@@ -63,16 +65,29 @@ def midi_bytes(text: str) -> bytes | None:
 
 
 def wav_from_midi(midi: Path, wav: Path) -> bool:
+    """Render `midi` to `wav` with timidity (False when it is not installed or renders nothing). A WAV that
+    timidity could not finish (a full disk: it still exits 0) is an OSError naming `wav`, and no file is left."""
     exe = shutil.which("timidity")
     if not exe:
         return False
     tmp = wav.with_name(f".{wav.name}.tmp.wav")
-    subprocess.run([exe, "-Ow", "-o", str(tmp), str(midi)], capture_output=True, timeout=120)
-    if tmp.exists() and tmp.stat().st_size > 44:  # more than a bare WAV header
+    proc = subprocess.run([exe, "-Ow", "-o", str(tmp), str(midi)], capture_output=True, text=True, timeout=120)
+    size = tmp.stat().st_size if tmp.exists() else 0
+    if size > 44 and _complete_wav(tmp, size):  # more than a bare WAV header, and all the header promises
         os.replace(tmp, wav)
         return True
     tmp.unlink(missing_ok=True)
+    said = [ln.split(": ", 1)[-1] for ln in (proc.stdout + proc.stderr).splitlines() if str(tmp) in ln]
+    if size > 44 or said:  # it began writing and could not finish
+        raise OSError(errno.EIO, said[-1] if said else "timidity wrote a cut WAV file", str(wav))
     return False
+
+
+def _complete_wav(path: Path, size: int) -> bool:
+    """The RIFF header's length is the file's: timidity fills it in last, so a cut file shows it."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head[:4] == b"RIFF" and head[8:12] == b"WAVE" and struct.unpack("<I", head[4:8])[0] + 8 == size
 
 
 def write_svgs(items: list[tuple[str, Path]]) -> dict[int, str]:

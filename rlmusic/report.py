@@ -20,8 +20,9 @@ import numpy as np
 
 from rlmusic import realness
 from rlmusic.abc import scan
-from rlmusic.rundir import atomic_write_bytes, atomic_write_text
+from rlmusic.files import atomic_write_bytes, atomic_write_text
 from rlmusic.structure import strains
+from rlmusic.tables import html_table
 
 TUNES_SHOWN = 3
 FORM_KEYS = ("repeat_sign_tunes", "two_strain_tunes", "aabb_tunes", "meter_consistent_tunes")
@@ -45,22 +46,10 @@ def write_report(out: Path, columns: dict[str, dict], sources: dict[str, list[st
         formats = ["abc", "svg", "wav"]
         write_outputs(shown, out / folder, formats, log=lambda m: None, checker=checker)
         galleries.append(_gallery(name, folder, shown, out / folder))
-    page = _PAGE.format(table=_table_html(columns), galleries="\n".join(galleries),
+    page = _PAGE.format(table=html_table(columns), galleries="\n".join(galleries),
                         names=html.escape(", ".join(sources)))
     atomic_write_text(out / "index.html", page)
     return out / "index.html"
-
-
-def _table_html(columns: dict[str, dict]) -> str:
-    from rlmusic.evaluate import markdown_table
-
-    rows = [ln.strip("|").split("|") for ln in markdown_table(columns).splitlines()]
-    head, body = rows[0], rows[2:]
-    cells = "".join(f"<th>{html.escape(c.strip())}</th>" for c in head)
-    lines = [f"<tr>{cells}</tr>"]
-    for r in body:
-        lines.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>")
-    return "<table>\n" + "\n".join(lines) + "\n</table>"
 
 
 def _gallery(name: str, folder: str, tunes, path: Path) -> str:
@@ -71,13 +60,13 @@ def _gallery(name: str, folder: str, tunes, path: Path) -> str:
 
 
 def _figure(size):
-    from rlmusic.runlog import new_figure
+    from rlmusic.plots import new_figure
 
     return new_figure(size)
 
 
 def _features_png(sets: dict[str, list[str]]) -> bytes:
-    from rlmusic.runlog import figure_png
+    from rlmusic.plots import figure_png
 
     names = realness.FEATURES
     fig = _figure((4 * len(names) / 2, 6.5))
@@ -99,7 +88,7 @@ def _features_png(sets: dict[str, list[str]]) -> bytes:
 
 
 def _form_png(sets: dict[str, list[str]], columns: dict[str, dict]) -> bytes:
-    from rlmusic.runlog import figure_png
+    from rlmusic.plots import figure_png
 
     fig = _figure((14, 3.8))
     ax_form, ax_mode, ax_meter = fig.subplots(1, 3)

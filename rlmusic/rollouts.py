@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlmusic import interrupts
 from rlmusic._tf import quiet_import, tf
 from rlmusic.envs.composition import AbcCompositionEnv
 from rlmusic.envs.tfa_adapter import batched, drain_finished
@@ -76,7 +77,8 @@ class Rollouts:
         """(trajectories [B, T], the `info` of each row's tune: its text and scores, as its env scored them)."""
         self.mix.failure = None
         try:
-            exp = self._run()
+            with interrupts.deferred():  # Ctrl-C while the loop runs: raised once it has returned (rlmusic/interrupts.py)
+                exp = self._run()
         except tf.errors.OpError:
             # A reward plugin that failed inside the env: report it by name, not as a graph error.
             if self.mix.failure is not None:

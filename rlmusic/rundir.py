@@ -2,17 +2,23 @@
 
     config.yaml        the resolved config of the run
     vocab.json         the character vocabulary (the model is meaningless without it)
+    .lock              held (flock) by the one run writing into the folder; the kernel frees it if the run dies
     corpus.json        what reading the data found (files, tunes kept, dropped by reason)
     checkpoints/step-N/ckpt.*   TensorFlow checkpoints (model, optimizer, step); no pickle anywhere
+    checkpoints/step-N/vocab.sha256   the fingerprint of the vocabulary these weights were trained on
     metrics.jsonl      one JSON object per logged step
     tb/                TensorBoard event files
 
 Files are written to a temporary name and renamed into place; a checkpoint is written into a temporary folder
 that is renamed to `step-N` when complete, so the newest complete checkpoint is always the highest `step-N`.
+A resumed run writes its new config.yaml only with its first checkpoint: until then the folder still describes
+the run its newest checkpoint came from.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -25,38 +31,22 @@ from rlmusic._tf import tf
 import yaml
 
 from rlmusic.errors import UserError
+from rlmusic.files import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from rlmusic.vocab import Vocab
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename it into place (same permissions as open() gives)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def vocab_fingerprint(vocab: Vocab) -> str:
+    """The SHA-256 of the vocabulary's characters in order: two characters swapped give another fingerprint."""
+    return hashlib.sha256(json.dumps(vocab.chars, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._pending: dict[str, str] = {}  # files a resumed run writes with its first checkpoint
+        self._lock_fd: int | None = None
 
     # --- small files -------------------------------------------------------------------------------------------
     @property
@@ -99,6 +89,20 @@ class RunDir:
 
     def write_vocab(self, vocab: Vocab) -> None:
         atomic_write_text(self.path / "vocab.json", vocab.to_json())
+
+    def write_run_files(self, files: dict[str, str], now: bool) -> None:
+        """config.yaml, vocab.json, corpus.json: written `now` (a new run), or else with the first checkpoint this
+        run saves (a resumed run: a re-run that fails before then leaves the folder as it was)."""
+        if now:
+            for name, text in files.items():
+                atomic_write_text(self.path / name, text)
+        else:
+            self._pending.update(files)
+
+    def _flush_pending(self) -> None:
+        for name, text in self._pending.items():
+            atomic_write_text(self.path / name, text)
+        self._pending.clear()
 
     def write_json(self, name: str, obj) -> None:
         atomic_write_text(self.path / name, json.dumps(obj, indent=2, ensure_ascii=False))
@@ -155,6 +159,12 @@ class RunDir:
         tmp = Path(tempfile.mkdtemp(dir=self.checkpoint_root, prefix=".tmp-step-"))
         try:
             tf.train.Checkpoint(**objects).write(str(tmp / "ckpt"))
+            vocab_text = self._pending.get("vocab.json")
+            if vocab_text is None and (self.path / "vocab.json").exists():
+                vocab_text = (self.path / "vocab.json").read_text(encoding="utf-8")
+            if vocab_text is not None:  # (a multi-worker run's scratch folder has none)
+                fingerprint = vocab_fingerprint(Vocab.from_json(vocab_text))
+                (tmp / "vocab.sha256").write_text(fingerprint + "\n", encoding="utf-8")
             final = self.checkpoint_root / f"step-{step}"
             if final.exists():
                 shutil.rmtree(final)
@@ -162,9 +172,21 @@ class RunDir:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self._flush_pending()
         for old in self.checkpoint_steps()[:-keep]:
             shutil.rmtree(self.checkpoint_root / f"step-{old}", ignore_errors=True)
         return final
+
+    def check_fingerprint(self, step: int) -> None:
+        """vocab.json must be the vocabulary checkpoint `step` was trained on (an edited or swapped file would run
+        the model on the wrong characters without a word). Checkpoints older than fingerprints pass."""
+        path = self.checkpoint_root / f"step-{step}" / "vocab.sha256"
+        if not path.exists():
+            return
+        if path.read_text(encoding="utf-8").strip() != vocab_fingerprint(self.read_vocab()):
+            raise UserError(f"{self.path / 'vocab.json'}: not the vocabulary the weights of checkpoints/step-{step} "
+                            "were trained on (its fingerprint differs: the file was edited or comes from another "
+                            "run); restore the run's own vocab.json")
 
     def restore_checkpoint(self, step: int | None = None, partial: bool = False, **objects) -> int:
         """Restore `objects` from checkpoint `step` (default: the newest). Returns the step restored."""
@@ -172,6 +194,7 @@ class RunDir:
         if step is None:
             raise UserError(f"{self.path}: the run has no checkpoint yet (checkpoints/step-N)")
         prefix = self.checkpoint_root / f"step-{step}" / "ckpt"
+        self.check_fingerprint(step)
         try:
             status = tf.train.Checkpoint(**objects).read(str(prefix))
             # Every variable we hold must come from the checkpoint; with `partial`, values we do not hold (the
@@ -223,19 +246,60 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"{flag} {self.path}: is a file, not a run directory")
 
+    # --- ownership ---------------------------------------------------------------------------------------------
+    def lock(self, flag: str) -> None:
+        """Own the folder until `unlock` (or this process ends): a second run into it meets one error naming the
+        first. An flock, so a run killed by any means (kill -9 included) leaves no stale lock behind."""
+        self.check_is_run_dir(flag)
+        self._created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise UserError(f"{flag} {self.path}: another run ({holder}) is writing into this folder; wait for it "
+                            f"to end, or choose another {flag}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+        self._lock_fd = fd
 
-# What a full disk, a read-only or vanished folder raise while a run writes its files and checkpoints.
-WRITE_ERRORS = (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.NotFoundError,
-                tf.errors.FailedPreconditionError)
+    def unlock(self) -> None:
+        """Release the folder; one this run created and left empty (it failed before writing) is removed."""
+        if self._lock_fd is None:
+            return
+        if getattr(self, "_created", False) and [p.name for p in self.path.iterdir()] == [".lock"]:
+            (self.path / ".lock").unlink(missing_ok=True)
+            self.path.rmdir()
+        os.close(self._lock_fd)
+        self._lock_fd = None
 
 
-def write_failure(run: "RunDir", exc: BaseException, what: str = "step") -> UserError:
-    """One error line for a write that failed: the run, the reason, and the newest checkpoint that is kept."""
+# What a full disk, a read-only or vanished folder raise while a run writes its files and checkpoints (and memory
+# running out, which TensorFlow reports as the same ResourceExhaustedError as a full disk).
+WRITE_ERRORS = (OSError, MemoryError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+                tf.errors.NotFoundError, tf.errors.FailedPreconditionError)
+
+
+# The operating system's words for why a write failed, found anywhere in TensorFlow's longer messages.
+_OS_REASONS = re.compile(r"No space left on device|Disk quota exceeded|Read-only file system|Permission denied|"
+                         r"No such file or directory|Input/output error|File too large")
+
+
+def write_failure(run: "RunDir", exc: BaseException, what: str = "step", config_keys: str = "") -> UserError:
+    """One error line for a write that failed (the run, the reason, the newest checkpoint that is kept), or for
+    memory that ran out (TensorFlow raises both as ResourceExhaustedError), naming `config_keys` to lower."""
     reason = getattr(exc, "strerror", None) or getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    where = getattr(exc, "filename", None) or run.path
     last = run.latest_step()
     kept = f"the last good checkpoint ({what} {last}) is kept" if last else "no checkpoint was written"
-    return UserError(f"{where}: cannot write ({reason.strip().splitlines()[0][:200]}); {kept} in {run.path}")
+    if isinstance(exc, (MemoryError, tf.errors.ResourceExhaustedError)) and not _OS_REASONS.search(reason):
+        lower = f"; lower {config_keys}" if config_keys else ""
+        return UserError(f"out of memory at this size{lower} ({kept} in {run.path})")
+    where = getattr(exc, "filename", None) or run.path
+    known = _OS_REASONS.search(reason)
+    reason = known.group() if known else reason.strip().splitlines()[0][:200]
+    return UserError(f"{where}: cannot write ({reason}); {kept} in {run.path}")
 
 
 SHIPPED_MODEL = "rlmusic/pretrained/folk"

@@ -5,6 +5,7 @@ W&B honours WANDB_MODE: `offline` writes the run locally (tests use it), `disabl
 
 from __future__ import annotations
 
+import os
 import sys
 import weakref
 from pathlib import Path
@@ -14,7 +15,9 @@ from tqdm.auto import tqdm
 
 from rlmusic import config as config_lib
 from rlmusic.errors import UserError
-from rlmusic.rundir import RunDir, atomic_write_bytes
+from rlmusic.files import atomic_write_bytes
+from rlmusic.plots import figure_png, new_figure  # noqa: F401 (re-exported)
+from rlmusic.rundir import RunDir
 
 
 _BARS: "weakref.WeakSet[tqdm]" = weakref.WeakSet()
@@ -51,6 +54,9 @@ class NullLogger:
         pass
 
 
+WANDB_MODES = ("online", "offline", "dryrun", "disabled", "run", "shared")  # what wandb.init accepts
+
+
 class RunLogger:
     def __init__(self, run: RunDir, cfg, use_wandb: bool = False, project: str = "rlmusic", kind: str = "run",
                  sample_tunes: int = 4):
@@ -60,6 +66,10 @@ class RunLogger:
         self._sampler = None
         self.wandb = None
         if use_wandb:
+            mode = os.environ.get("WANDB_MODE", "")
+            if mode and mode not in WANDB_MODES:
+                self.writer.close()
+                raise UserError(f"WANDB_MODE={mode}: not a Weights & Biases mode (one of {', '.join(WANDB_MODES)})")
             import wandb
 
             try:
@@ -143,21 +153,3 @@ def plot_curves(run: RunDir, name: str = "curves.png") -> Path:
     return path
 
 
-def new_figure(size: tuple[float, float]):
-    """A matplotlib Figure drawn by the Agg canvas directly: no pyplot, so no global backend is chosen or
-    changed for the process that imported us (a notebook keeps its own)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def figure_png(fig, dpi: int = 100) -> bytes:
-    import io
-
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()

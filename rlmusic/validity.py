@@ -1,4 +1,4 @@
-"""Is a tune valid ABC? The check that the README's valid rates use.
+"""Is a tune valid ABC? The check that the measured valid rates use.
 
 A tune is valid when its header has X:, T:, M: and K: (L: may be implied by M:, as the standard allows) and
 abc2midi reads it without an `Error` line. abc2midi exits 0 even on errors, so its output is what we read.

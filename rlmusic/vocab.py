@@ -50,9 +50,12 @@ class Vocab:
     def from_json(cls, text: str, where: str = "vocab.json") -> "Vocab":
         try:
             chars = json.loads(text)["chars"]
-            return cls(chars)
+            vocab = cls(chars)
         except (ValueError, KeyError, TypeError):
             raise UserError(f"{where}: corrupt vocabulary file (expected {{\"chars\": [...]}})") from None
+        if len(vocab) < 2:
+            raise UserError(f"{where}: corrupt vocabulary file (it holds {len(vocab)} characters; a model needs at least 2)")
+        return vocab
 
     def diff(self, other: "Vocab") -> str:
         """A short human description of how two vocabularies differ."""

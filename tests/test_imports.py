@@ -70,3 +70,19 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def test_the_gallery_and_the_report_start_without_tensorflow():
+    """Writing files, the gallery, the report and the SVG worker need no TensorFlow (rlmusic/files.py), and the
+    report does not import evaluate (the table is one model in rlmusic/tables.py, rendered by both)."""
+    code = """
+import sys
+import rlmusic.render, rlmusic.report, rlmusic._svgworker, rlmusic.files, rlmusic.tables
+assert "tensorflow" not in sys.modules, "tensorflow imported"
+assert "rlmusic.evaluate" not in sys.modules, "report imports evaluate"
+import rlmusic.rewards.registry
+assert "rlmusic.rewards.syntax" not in sys.modules, "the registry imports a built-in reward module"
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from rlmusic.errors import UserError
-from rlmusic.rewards import mix as mix_module
+from rlmusic import interrupts
 from rlmusic.rewards.mix import RewardMix
 
 TUNE = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\nDFA dAF|DFA d2A|FED E2F|D4 z4|"
@@ -104,12 +104,12 @@ def test_an_interrupt_stops_a_reward_waited_for_off_the_main_thread(tmp_path, mo
     (tmp_path / "slow_rules2.py").write_text("import time\ndef hang(tunes, **context):\n    time.sleep(60)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     mix = RewardMix({"slow_rules2:hang": 1.0}, time_limit=30)
-    mix_module.INTERRUPTED.set()
+    interrupts.INTERRUPTED.set()
     try:
         with pytest.raises(UserError, match="interrupted while reward slow_rules2:hang"):
             mix.score([TUNE])
     finally:
-        mix_module.INTERRUPTED.clear()
+        interrupts.INTERRUPTED.clear()
 
 
 def test_a_plugin_error_keeps_its_cause(tmp_path, monkeypatch):

@@ -99,12 +99,13 @@ def test_wav_from_timidity(tmp_path):
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and len(data) > 44_100  # over a second of audio
 
 
-def dump_dom(page):
-    """Load a page in headless Chromium; return (the DOM after scripts ran, console messages)."""
+def dump_dom(page, url: str | None = None):
+    """Load a page (a file, or `url` if given) in headless Chromium; return (the DOM after scripts ran, console
+    messages)."""
     proc = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={page.parent}/.chr",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", url or page.as_uri()],
         capture_output=True, text=True, timeout=120)
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
     return proc.stdout, console

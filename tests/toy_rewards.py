@@ -16,3 +16,23 @@ def hangs(tunes, **context):
     import time
 
     time.sleep(3600)
+
+
+def exits(tunes, **context):
+    """Calls sys.exit(0) while scoring: must not end the command quietly with success."""
+    import sys
+
+    sys.exit(0)
+
+
+def interrupts(tunes, **context):
+    """Raises KeyboardInterrupt itself (no Ctrl-C was pressed)."""
+    raise KeyboardInterrupt
+
+
+def slow(tunes, **context):
+    """Takes 0.5 s per call: a run that is still going when a test signals it."""
+    import time
+
+    time.sleep(0.5)
+    return [0.0 for _ in tunes]

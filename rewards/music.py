@@ -1,0 +1,185 @@
+"""Rewards aimed at the music, where the shipped model is furthest from the tradition: cadences, phrases that
+come back, and how typical a tune's shape is of the corpus (the guard that keeps a gain on one of them from
+being paid for with realness).
+
+With syntax guaranteed by the grammar's mask, fine-tuning's reward can go to these. Each is scored on real tunes
+beside the shipped model's in docs/rewards.md: a reward the corpus itself scores low would measure something else.
+
+Definitions, on the scanner's melody (`rlmusic.abc.scan`; ties merged, chords as their top note):
+
+- A strain ends at a bar line with a repeat sign (`:|`, `::`) or a double bar (`||`, `|]`), and at the tune's
+  last note. A first ending (`|1`, `[1`) leads back into its strain, so its end is not a cadence.
+- A bar's figure is its pattern of scale steps (the steps between its notes along the key's scale, 2 notes at
+  least); a figure that comes back higher or lower along the scale is a sequence, which counts as a repeat
+  (`repeated_motif` counts semitone motifs over the whole tune; these count phrases within their strain).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+
+import numpy as np
+
+from rlmusic.abc import Scan
+from rlmusic.rewards.registry import register
+from rlmusic.rewards.syntax import scans_of
+
+_BARLINE = re.compile(r"[:|\[\]]+\d*")
+HALF_CADENCE = 0.5  # a strain (not the last) that ends on the dominant: a question the next strain answers
+
+
+def _strain_ends(s: Scan, text: str) -> list[int]:
+    """The last melody pitch before each strain end (see the module docstring), the tune's last note included."""
+    last_pitch: dict[int, int] = {}
+    for n in s.melody():
+        last_pitch[n.bar] = n.pitch
+    ends, current, in_first_ending = [], None, False
+    for bar in s.bars:
+        current = last_pitch.get(bar.index, current)
+        m = _BARLINE.match(text, bar.end)
+        token = m.group(0) if m else ""
+        if token.endswith("1") or text.startswith("[1", bar.end + len(token)):
+            in_first_ending = True  # the bar line opens a first ending
+            continue
+        if (":" in token or "||" in token or "|]" in token) and current is not None:
+            if not in_first_ending:
+                ends.append(current)
+            in_first_ending = False
+    melody = s.melody()
+    if melody and not _ends_at_last_note(s, text):  # a tune that stops without a double bar still ends there
+        ends.append(melody[-1].pitch)
+    return ends
+
+
+def _ends_at_last_note(s: Scan, text: str) -> bool:
+    """Whether the tune's last bar line is itself a strain end (so its last note is already counted)."""
+    if not s.bars:
+        return False
+    m = _BARLINE.match(text, s.bars[-1].end)
+    token = m.group(0) if m else ""
+    return ":" in token or "||" in token or "|]" in token
+
+
+@register("cadences")
+def cadences(tunes: list[str], **context) -> list[float | None]:
+    """Share of strain ends on the tonic, the tune's last note included, in [0, 1]; None without notes or key.
+
+    A strain other than the last that ends on the dominant counts half (a half cadence). Examples, `K:D`:
+    `|:DFAF d2d2:||:fafe dBd2:|` -> 1.0 (both strains home on D); `|:DFAF d2A2:||:fafe dBd2:|` -> 0.75 (the A
+    strain on the dominant, a half cadence); `|:DFAF d2d2:||:fafe dBA2:|` -> 0.5 (the tune ends on A).
+    """
+    out = []
+    for tune, s in zip(tunes, scans_of(tunes, context)):
+        ends = _strain_ends(s, tune) if s.key is not None else []
+        if not ends:
+            out.append(None)
+            continue
+        tonic, dominant = s.key.tonic, (s.key.tonic + 7) % 12
+        credit = [1.0 if p % 12 == tonic else HALF_CADENCE if p % 12 == dominant and i < len(ends) - 1 else 0.0
+                  for i, p in enumerate(ends)]
+        out.append(sum(credit) / len(credit))
+    return out
+
+
+def _steps(s: Scan):
+    """pitch -> its scale step counted from C0 in the tune's key (a note off the scale: the step below it), so that
+    a figure moved along the scale keeps its steps: a diatonic sequence."""
+    scale = sorted(s.key.scale) if s.key is not None and s.key.scale else list(range(12))
+
+    def step(pitch: int) -> int:
+        return len(scale) * (pitch // 12) + bisect.bisect_right(scale, pitch % 12) - 1
+
+    return step
+
+
+def _strain_figures(s: Scan, text: str) -> list[list[tuple[int, ...]]]:
+    """Per strain, the pattern of scale steps of each of its bars (bars with fewer than 2 notes give no figure)."""
+    step = _steps(s)
+    pitches: dict[int, list[int]] = {}
+    for n in s.melody():
+        pitches.setdefault(n.bar, []).append(step(n.pitch))
+    out: list[list[tuple[int, ...]]] = [[]]
+    for bar in s.bars:
+        p = pitches.get(bar.index, [])
+        if len(p) >= 2:
+            out[-1].append(tuple(b - a for a, b in zip(p, p[1:])))
+        m = _BARLINE.match(text, bar.end)
+        token = m.group(0) if m else ""
+        if (":" in token or "||" in token or "|]" in token) and out[-1]:
+            out.append([])
+    return [f for f in out if len(f) >= 2]
+
+
+@register("phrase_repeats")
+def phrase_repeats(tunes: list[str], **context) -> list[float | None]:
+    """Share of bars (after each strain's first) that repeat or sequence an earlier bar of their strain, or whose
+    two-bar figure with the bar before repeats an earlier one, in [0, 1]; None without a strain of 2 bars.
+
+    Folk tunes build a strain from few figures: a bar or a two-bar phrase comes back, at the same pitch or
+    moved (a sequence). Example: `|:ABcA|BAGB|ABcA|d2c2:|` -> 1/3 (the third bar repeats the first; the second
+    and the fourth bring new figures).
+    """
+    out = []
+    for tune, s in zip(tunes, scans_of(tunes, context)):
+        strains = _strain_figures(s, tune)
+        if not strains:
+            out.append(None)
+            continue
+        hits = total = 0
+        for figs in strains:
+            for i in range(1, len(figs)):
+                earlier = figs[:i]
+                pair = (figs[i - 1], figs[i])
+                pairs = set(zip(figs[:i - 1], figs[1:i]))
+                hits += figs[i] in earlier or pair in pairs
+                total += 1
+        out.append(hits / total if total else None)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _corpus_features(sample: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
+    """The realness FEATURES of `sample` tunes of the default collections, each sorted (an empirical CDF)."""
+    from rlmusic.abc import scan
+    from rlmusic.corpus import DEFAULT_SOURCES, load_corpus
+    from rlmusic.realness import FEATURES, scalar_features
+
+    tunes = load_corpus(DEFAULT_SOURCES).tunes
+    rng = np.random.default_rng(seed)
+    chosen = [tunes[i] for i in rng.choice(len(tunes), min(sample, len(tunes)), replace=False)]
+    rows = [f for f in (scalar_features(scan(t)) for t in chosen) if f is not None]
+    return {name: np.sort([r[name] for r in rows]) for name in FEATURES}
+
+
+def typicality(s: Scan, reference: dict[str, np.ndarray]) -> float | None:
+    """How typical a tune's shape is of `reference`: the mean over the realness FEATURES of the two-sided tail
+    share 2 min(F, 1 - F) under the reference's empirical distribution, F counting values equal to the tune's
+    half (the mid-p value). For a feature with a continuous distribution a real tune scores 0.5 on average, more
+    where real tunes share values (a common note length); a tune too long, too leapy, too narrow... near 0."""
+    from rlmusic.realness import scalar_features
+
+    features = scalar_features(s)
+    if features is None:
+        return None
+    tails = []
+    for name, values in reference.items():
+        below = np.searchsorted(values, features[name], side="left")
+        equal = np.searchsorted(values, features[name], side="right") - below
+        f = (below + 0.5 * equal) / len(values)
+        tails.append(2 * min(f, 1.0 - f))
+    return float(np.mean(tails))
+
+
+@register("typical")
+def typical(tunes: list[str], **context) -> list[float | None]:
+    """How typical the tune's shape is of the corpus (range, distinct pitches, step size, notes per bar, bars,
+    note length), in [0, 1]: real tunes average 0.5, outliers score near 0; None without notes.
+
+    The realness guard: a reward bought by writing unlike the tradition (longer, leapier, one note repeated)
+    lowers it. The corpus is 2,000 tunes of the default collections, read once per process (`typical_reference=`,
+    a dict of sorted feature arrays, replaces it). Example: a tune of 300 bars of one repeated note -> ~0.
+    """
+    reference = context.get("typical_reference") or _corpus_features()
+    return [typicality(s, reference) for s in scans_of(tunes, context)]

@@ -1,0 +1,106 @@
+"""The music rewards (rewards/music.py): cadences, phrase repeats and the realness guard, table-driven on
+hand-written ABC, one comment per case."""
+
+import numpy as np
+import pytest
+
+from rlmusic.abc import scan
+from rlmusic.rewards import score
+
+HEAD = "X:1\nT:t\nM:4/4\nL:1/8\nK:D\n"
+
+CADENCES = [
+    # both strains come home to the tonic D
+    ("|:DFAF d2d2:||:fafe dBd2:|", 1.0),
+    # the A strain ends on the dominant (a half cadence, half credit), the tune on the tonic
+    ("|:DFAF d2A2:||:fafe dBd2:|", 0.75),
+    # the tune itself ends on the dominant: the last strain gets no half credit
+    ("|:DFAF d2d2:||:fafe dBA2:|", 0.5),
+    # no strain marks at all: only the tune's last note counts, and it is the tonic
+    ("DFAF d2d2|fafe dBd2|", 1.0),
+    # ... and here it is not
+    ("DFAF d2d2|fafe dBc2|", 0.0),
+    # a first ending leads back into the strain (its end on B is no cadence); the second ending ends on D
+    ("|:DFAF dfed|1 cBAG FGAB:|2 cBAG FED2|]", 1.0),
+    # a pickup bar does not change where the strain ends
+    ("|:A|DFAF d2d2:|", 1.0),
+    # another key: in K:Ador the tonic is A, so ending on D is no cadence
+    ("K:Ador\n|:ABcd e2d2:||:edcB A4:|", 0.5),
+    # no notes: the rule does not apply
+    ("z8|z8|]", None),
+]
+
+
+@pytest.mark.parametrize("body,expected", CADENCES)
+def test_cadences(body, expected):
+    head = HEAD.replace("K:D\n", "") if body.startswith("K:") else HEAD
+    assert score("cadences", [head + body]) == [expected]
+
+
+PHRASES = [
+    # the third bar repeats the first; the second and the fourth bring new figures: 1 of 3 bars after the first
+    ("|:ABcA|BAGB|ABcA|d2c2:|", 1 / 3),
+    # a two-bar phrase stated twice: bar 3 repeats bar 1, bar 4 repeats bar 2 (and the pair (1,2))
+    ("|:ABcA|FEDF|ABcA|FEDF:|", 2 / 3),
+    # a sequence: the second bar is the first one scale step higher (in D, D E F# D then E F# G E: the same steps
+    # along the scale though not the same semitones), so it counts as a repeat
+    ("|:DEFD|EFGE|A2d2|c2B2:|", 1 / 3),
+    # ... and so does ABcA then BcdB (up one step along D major's scale); d4, one note, has no figure: 1 of 2
+    ("|:ABcA|BcdB|f2e2|d4:|", 1 / 2),
+    # every bar new: nothing comes back
+    ("|:DEFG|Adfa|gecA|d4:|", 0.0),
+    # repeats are counted within a strain: the B strain's bar equal to the A strain's first bar is not one
+    ("|:ABcA|dcBA:||:ABcA|FEDE:|", 0.0),
+    # bars of one note have no figure: a strain needs 2 bars with figures, else the rule does not apply
+    ("|:d8|D8:|", None),
+]
+
+
+@pytest.mark.parametrize("body,expected", PHRASES)
+def test_phrase_repeats(body, expected):
+    (got,) = score("phrase_repeats", [HEAD + body])
+    assert got is None if expected is None else got == pytest.approx(expected)
+
+
+def _reference():
+    """A hand-made 'corpus' distribution: every feature spread evenly over a known range."""
+    from rlmusic.realness import FEATURES
+
+    ranges = {"pitch_range": (5, 20), "distinct_pitches": (4, 12), "mean_abs_interval": (1, 4),
+              "notes_per_bar": (3, 9), "bars_per_tune": (8, 40), "mean_note_length": (0.08, 0.3)}
+    return {f: np.linspace(*ranges[f], 101) for f in FEATURES}
+
+
+TYPICAL = [
+    # a 16-bar jig-like tune in the middle of every range: typical
+    ("|:" + "DFAF dfed|cBAG FGAB|" * 4 + ":|", 0.25, 1.0),
+    # one note held for 60 bars: no range, one pitch, too many bars: far outside on every feature
+    ("|" + "D8|" * 60, 0.0, 0.05),
+]
+
+
+@pytest.mark.parametrize("body,low,high", TYPICAL)
+def test_typical(body, low, high):
+    (value,) = score("typical", [HEAD + body], typical_reference=_reference())
+    assert low <= value <= high
+
+
+def test_typical_gives_real_tunes_one_half_or_more():
+    """Against the corpus' own distribution, tunes drawn like the corpus' average 0.5 or more (the tail share of a
+    draw from the same continuous distribution is uniform; shared values, here the note length every tune has,
+    count as typical): the guard does not punish real tunes, and an outlier scores far lower."""
+    from rlmusic.rewards.music import typicality
+
+    from rlmusic.realness import FEATURES, scalar_features
+
+    rng = np.random.default_rng(0)
+    reals = []
+    for _ in range(300):  # tunes of random lengths and pitches, and a reference drawn the same way
+        bars = rng.integers(4, 20)
+        notes = "".join(rng.choice(list("DEFGABcdef"), 8 * bars))
+        reals.append(HEAD + "|".join(notes[i:i + 8] for i in range(0, len(notes), 8)) + "|]")
+    feats = [scalar_features(scan(t)) for t in reals]
+    reference = {f: np.sort([x[f] for x in feats[:200]]) for f in FEATURES}
+    mean = np.mean([typicality(scan(t), reference) for t in reals[200:]])
+    assert 0.45 <= mean <= 0.9
+    assert typicality(scan(HEAD + "|" + "D8|" * 60), reference) < 0.2
