@@ -28,6 +28,7 @@ from rlmusic.rewards.syntax import scans_of
 
 _BARLINE = re.compile(r"[:|\[\]]+\d*")
 HALF_CADENCE = 0.5  # a strain (not the last) that ends on the dominant: a question the next strain answers
+GUARD_LEVEL = 0.25  # `typical` of the corpus' 5th percentile (measured on 800 tunes: 1st 0.16, 5th 0.25, median 0.51)
 
 
 def _strain_ends(s: Scan, text: str) -> list[int]:
@@ -183,3 +184,15 @@ def typical(tunes: list[str], **context) -> list[float | None]:
     """
     reference = context.get("typical_reference") or _corpus_features()
     return [typicality(s, reference) for s in scans_of(tunes, context)]
+
+
+@register("typical_guard")
+def typical_guard(tunes: list[str], **context) -> list[float | None]:
+    """`typical` as a gate: 1.0 for a tune at least as typical as 95 % of real tunes (typical >= 0.25), falling
+    linearly to 0 below; None without notes.
+
+    As a gate it takes the reward from a tune whose shape no real tune has, without pulling every tune towards
+    the corpus' median (which `typical` as a weight would). Example: a typical jig -> 1.0; 60 bars of one note
+    -> 0.0.
+    """
+    return [None if t is None else min(1.0, t / GUARD_LEVEL) for t in typical(tunes, **context)]

@@ -85,6 +85,17 @@ def test_typical(body, low, high):
     assert low <= value <= high
 
 
+@pytest.mark.parametrize("body,expected", [
+    # a tune in the middle of every range: typical well above the guard's level, so the gate is open
+    ("|:" + "DFAF dfed|cBAG FGAB|" * 4 + ":|", 1.0),
+    # one note held for 60 bars: outside every range, the gate closes
+    ("|" + "D8|" * 60, 0.0),
+])
+def test_typical_guard(body, expected):
+    (value,) = score("typical_guard", [HEAD + body], typical_reference=_reference())
+    assert value == pytest.approx(expected, abs=0.05)
+
+
 def test_typical_gives_real_tunes_one_half_or_more():
     """Against the corpus' own distribution, tunes drawn like the corpus' average 0.5 or more (the tail share of a
     draw from the same continuous distribution is uniform; shared values, here the note length every tune has,
