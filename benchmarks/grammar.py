@@ -4,6 +4,7 @@ model's tunes, and what it costs in speed.
     python benchmarks/grammar.py recall                      # corpus tunes abc2midi reads: the share accepted
     python benchmarks/grammar.py samples [--num 1000] [--seeds 0 1 2]   # shipped model, masked vs unmasked
     python benchmarks/grammar.py speed [--num 256] [--iterations 3]     # sampling and collection, masked vs not
+    python benchmarks/grammar.py random [--num 1000]          # random walks under the mask: abc2midi's verdict
 
 `recall`: of the four default collections' tunes (cleaned, as pretraining reads them) that abc2midi reads without
 an error, the share the grammar accepts (target >= 0.995), with the scanner's verdict beside it, and the first
@@ -13,7 +14,10 @@ many real tunes (mean +- standard deviation over the seeds); of the masked tunes
 grammar's false accepts, target <= 0.005); and the KL of the masked to the unmasked distribution per character,
 -mean log(mass of the allowed characters), over the masked tunes. `speed`: tunes/s of the sampler with and
 without the mask in one process (the mask's tables cold, then warm), and seconds per fine-tuning collection (the
-default preset's 64 tunes) with and without the environments' masks. Each writes benchmarks/results/grammar_<part>.json.
+default preset's 64 tunes) with and without the environments' masks. `random`: `--num` tunes written by a policy
+that draws uniformly among the allowed characters (the shipped model's vocabulary, a reel's header as primer, at
+most 400 characters): the corners of the grammar no model goes to but a policy in training might; the share
+abc2midi rejects (false accepts) and why. Each writes benchmarks/results/grammar_<part>.json.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -216,9 +221,39 @@ def collect_times(iterations: int) -> dict:
     return out
 
 
+def random_walks(num: int, seed: int = 0, max_length: int = 400) -> dict:
+    """Tunes drawn uniformly among the characters the mask allows; abc2midi's verdict on them."""
+    from rlmusic import validity
+    from rlmusic.constrain import compiled
+    from rlmusic.rundir import RunDir, shipped_model
+
+    vocab = RunDir(shipped_model()).read_vocab()
+    grammar = compiled(tuple(vocab.chars))
+    primer = "X:1\nT:\nM:4/4\nL:1/8\nK:D\n"
+    rng = np.random.default_rng(seed)
+    tunes = []
+    for _ in range(num):
+        sid, text = grammar.start(primer), []
+        for left in range(max_length, 0, -1):
+            action = int(rng.choice(np.flatnonzero(grammar.mask_one(sid, left))))
+            sid = grammar.step_one(sid, action)
+            text.append(vocab.chars[action])
+            if sid == grammar.end_id:  # the blank line that ends the tune
+                break
+        tunes.append(primer + "".join(text).rstrip("\n"))
+    errors = validity.abc2midi_errors(tunes)
+    rejected = [e for e in errors if e]
+    why = Counter(re.sub(r"\d+", "N", e[0].split(" in line")[0]).strip()[:70] for e in rejected)
+    print(f"random walks under the mask: {len(rejected)} of {num} rejected by abc2midi")
+    for reason, n in why.most_common(10):
+        print(f"  {n:4d}  {reason}")
+    return {"machine": machine(), "num": num, "seed": seed, "max_length": max_length,
+            "false_accepts": len(rejected) / num, "reasons": dict(why.most_common())}
+
+
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("part", choices=("recall", "samples", "speed"))
+    ap.add_argument("part", choices=("recall", "samples", "speed", "random"))
     ap.add_argument("--num", type=int, default=None, help="tunes per seed (samples: 1000) or per timing (speed: 256)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--iterations", type=int, default=3, help="speed: timed collections per mode")
@@ -227,6 +262,8 @@ def main() -> None:
         result = recall()
     elif args.part == "samples":
         result = samples(args.num or 1000, args.seeds)
+    elif args.part == "random":
+        result = random_walks(args.num or 1000)
     else:
         result = speed(args.num or 256, args.iterations)
     RESULTS.mkdir(exist_ok=True)

@@ -150,8 +150,8 @@ def _neutral(s: State, ch: str):
         return None  # abc2midi: a decoration letter stands before a note (u, v before a chord too)
     if s.tie is not None and not (ch in NOTE_LETTERS or ch in "^_= \t|\n()" or ch in DECORATION_LETTERS):
         return None  # a tie is continued by the next note, across spaces, slurs, decorations, a plain bar line
-    if s.mark == "g" and ch in "{~":
-        return None  # abc2midi: a note follows grace notes (a roll is written as grace notes)
+    if s.graced and ch in "{~":
+        return None  # abc2midi: a note between two grace groups (a roll is written as grace notes)
     if ch in NOTE_LETTERS:
         return _note_letter(s._replace(mode="A", aux=("n", "")), ch)
     if ch in "^_=":
@@ -171,7 +171,7 @@ def _neutral(s: State, ch: str):
     if ch == "z" or ch == "x":
         if s.tie is not None:
             return None  # a tie to a rest
-        return s._replace(mode="R", buf="", mark="")
+        return s._replace(mode="R", buf="", mark="s" if s.mark == "s" else "")  # a fermata lengthens a rest too
     if ch == "Z":
         if s.tie is not None or s.broken is not None:
             return None

@@ -51,6 +51,10 @@ class State(NamedTuple):
     notes: bool = False
     parts: frozenset = frozenset()
     """Parts the header's P: names that no P: in the body has defined yet (abc2midi: `Part not defined`)."""
+    graced: bool = False
+    """Grace notes written and no note, rest or chord since: another grace group, or a roll (abc2midi writes
+    one as grace notes), must wait for one (abc2midi: `Intervening note needed between grace notes`), whatever
+    stands between (decorations, chord symbols, fields, line breaks)."""
 
     def tuplet_factor_next(self) -> float:
         """The tuplet factor the next note gets."""
