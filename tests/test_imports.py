@@ -86,3 +86,33 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def test_no_import_circle_in_the_package():
+    """No module imports one that imports it back, directly or through others, at the top or inside a function
+    (read from the source: every `import rlmusic...` and `from rlmusic... import`)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    homes = {"rlmusic": "rlmusic", "rewards": "rlmusic.rewards", "envs": "rlmusic.envs"}
+    graph = {}
+    for folder, package in homes.items():
+        for path in (root / folder).glob("*.py"):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            deps = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rlmusic"):
+                    deps |= ({f"{node.module}.{a.name}" for a in node.names} if node.module in homes.values()
+                             else {node.module})
+                elif isinstance(node, ast.Import):
+                    deps |= {a.name for a in node.names if a.name.startswith("rlmusic")}
+            graph[name] = deps - {name}
+    graph = {m: {d for d in deps if d in graph} for m, deps in graph.items()}
+
+    def reaches(start, goal, seen):
+        return any(d == goal or (d not in seen and not seen.add(d) and reaches(d, goal, seen))
+                   for d in graph[start])
+
+    circles = sorted(m for m in graph if not m.endswith(("rlmusic", "rewards", "envs")) and reaches(m, m, set()))
+    assert circles == []
