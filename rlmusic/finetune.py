@@ -21,6 +21,7 @@ import numpy as np
 from rlmusic import config as config_lib, validity
 from rlmusic import interrupts
 from rlmusic._tf import tf
+from rlmusic.control import adapt_beta, adapt_weight, guarded_kl_target, pi_weight  # noqa: F401
 from rlmusic.config import Checked, FieldError, Range
 from rlmusic.corpus import DEFAULT_PRIMER
 from rlmusic.data import DataConfig, prepare, windows_dataset
@@ -89,6 +90,15 @@ class FinetuneConfig(Checked):
     raises beta by up to 10 % per iteration without end: with a prior the policy starts far from
     (`prior_top_p` < 1) the KL stays above target and beta reached 27.6 in 60 iterations (docs/measurements.md), where the KL
     penalty outweighs every reward; the ceiling holds it there instead."""
+    guard: str = ""
+    """A reward whose mean must hold while the others are pursued ("" = none; `typical` measures how typical a
+    tune's shape is of the corpus): after an iteration whose tunes score it below `guard_floor`, the KL target is
+    halved (again after each further such iteration, down to 1/16) and it returns a step per iteration once the
+    guard is back (rlmusic/control.py). Scored with weight 0 if `rewards` does not weight it; logged as
+    `kl_target`."""
+    guard_floor: Annotated[float, Range(0)] = 0.0
+    """The guard's lowest acceptable iteration mean (the shipped model's own mean, less a margin, is the natural
+    choice: `evaluate --rewards GUARD` measures it)."""
     ptx_coef: Annotated[float, Range(0)] = 0.1
     """Weight of the supervised loss on real tunes (PPO-ptx, InstructGPT): the agent's loss gets ptx_coef x the
     cross-entropy of a batch of windows from real tunes, a fresh batch each iteration. 0: off."""
@@ -158,6 +168,8 @@ class FinetuneConfig(Checked):
         if 0 < self.beta_max < self.beta:  # the floor in force is min(beta_min, beta): never above beta
             raise FieldError("beta_max", f"the ceiling {self.beta_max} is below the start value beta "
                                          f"({self.beta}); 0 for none")
+        if self.guard and self.guard not in self.rewards:
+            self.rewards = {**self.rewards, self.guard: 0.0}  # scored and logged, earning nothing
         gates = parse_gates(self.gate)
         for name, target in self.reward_targets.items():
             if name in gates:
@@ -166,37 +178,6 @@ class FinetuneConfig(Checked):
                 raise FieldError(f"reward_targets.{name}", "needs a positive weight in rewards (the weight is adapted)")
             if not isinstance(target, (int, float)) or not 0 < target <= 1:
                 raise FieldError(f"reward_targets.{name}", f"the target mean must be in (0, 1], got {target!r}")
-
-
-KL_ADAPT_RATE = 0.5  # beta changes by at most 10 % per iteration (error clipped to +-0.2, as Ziegler et al.)
-
-
-def adapt_beta(beta: float, kl: float, target: float, floor: float = 0.0, ceiling: float = 0.0) -> float:
-    """Proportional control of the KL coefficient: raise beta when the KL is above target, lower it below,
-    never below `floor` nor above `ceiling` (0: no ceiling)."""
-    error = min(max(kl / target - 1.0, -0.2), 0.2)
-    beta = max(floor, beta * (1.0 + KL_ADAPT_RATE * error))
-    return min(beta, ceiling) if ceiling > 0 else beta
-
-
-def adapt_weight(weight: float, mean: float, target: float) -> float:
-    """Proportional control of a reward's weight toward `target` mean score: up while below it, down above."""
-    error = min(max(1.0 - mean / target, -0.2), 0.2)
-    return weight * (1.0 + KL_ADAPT_RATE * error)
-
-
-PI_WINDUP = 10.0  # the integral term's bound, in units of the configured weight
-
-
-def pi_weight(w0: float, mean: float, target: float, integral: float, kp: float, ki: float) -> tuple[float, float]:
-    """Proportional-integral control of a reward's weight (a Lagrange multiplier on `mean == target`): returns the
-    next weight and the next integral of the relative error. The integral stops where ki x integral reaches
-    +-PI_WINDUP, so a long lag does not leave a weight that takes as long to unwind."""
-    error = min(max(1.0 - mean / target, -1.0), 1.0)
-    integral += error
-    if ki > 0:
-        integral = min(max(integral, -PI_WINDUP / ki), PI_WINDUP / ki)
-    return w0 * (1.0 + kp * error + ki * integral), integral
 
 
 def ptx_stream(cfg: FinetuneConfig, pre_cfg: dict, vocab, log=print) -> np.ndarray:
@@ -281,6 +262,8 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, run: RunDir, use_
     objects = dict(model=policy_model, value_net=value_net, optimizer=optimizer, iteration=iteration,
                    kl_beta=beta)
     targets = list(cfg.reward_targets)  # their adapted weights, saved so a resume continues them
+    if cfg.guard:  # halvings of the KL target in force, saved so a resume continues them
+        objects["kl_tightened"] = tf.Variable(0, dtype=tf.int64)
     if targets:
         objects["reward_weights"] = tf.Variable([float(cfg.rewards[n]) for n in targets], dtype=tf.float64)
         objects["reward_integrals"] = tf.Variable([0.0] * len(targets), dtype=tf.float64)  # target_control pi
@@ -328,8 +311,14 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, run: RunDir, use_
                 row["ptx_nll_bits_per_char"] = ptx_bits
             if not math.isfinite(loss):
                 raise UserError(f"loss became {loss} at iteration {it}; lower learning_rate")
+            kl_target = cfg.kl_target
+            if cfg.guard:
+                kl_target, tightened = guarded_kl_target(cfg.kl_target, int(objects["kl_tightened"].numpy()),
+                                                         row.get(f"rewards/{cfg.guard}"), cfg.guard_floor)
+                objects["kl_tightened"].assign(tightened)
+                row["kl_target"] = kl_target
             if cfg.kl_target > 0:
-                beta.assign(adapt_beta(float(beta.numpy()), kl, cfg.kl_target, min(cfg.beta_min, cfg.beta),
+                beta.assign(adapt_beta(float(beta.numpy()), kl, kl_target, min(cfg.beta_min, cfg.beta),
                                        cfg.beta_max))
             if targets:
                 adapt_targets(cfg, mix, row, objects)
