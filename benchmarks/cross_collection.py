@@ -39,9 +39,7 @@ def score(checkpoint: str | Path, holdout: str = HOLDOUT) -> dict:
     """NLL (bits/char) of a trained model on the held-out collection and on miscFolk, with the tunes skipped."""
     from rlmusic.corpus import load_corpus
     from rlmusic.evaluate import nll_bits_per_char
-    from rlmusic.rundir import load_model  # noqa: F401 (and shipped_model, below)
-
-    from rlmusic.rundir import shipped_model
+    from rlmusic.rundir import load_model, shipped_model
 
     model, vocab, _ = load_model(shipped_model() if str(checkpoint) == "pretrained" else checkpoint)
     row = {}
