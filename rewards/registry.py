@@ -144,16 +144,20 @@ def reraise_signal(exc: BaseException) -> None:
         raise exc
 
 
+def _exited(exc: SystemExit) -> str:
+    return f"called sys.exit({exc.code!r}); a reward plugin must not end the program"
+
+
 def failure(exc: BaseException) -> str:
     """What a plugin raised, as an error line says it."""
     if isinstance(exc, SystemExit):
-        return f"it called sys.exit({exc.code!r}); a reward plugin must not end the program"
+        return f"it {_exited(exc)}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def escaped(exc: BaseException) -> str:
     """How a plugin's failure while scoring reads in an error line."""
-    return failure(exc).replace("it called", "called", 1) if isinstance(exc, SystemExit) else f"raised {failure(exc)}"
+    return _exited(exc) if isinstance(exc, SystemExit) else f"raised {failure(exc)}"
 
 
 def check_scores(info: RewardInfo, values, n: int) -> list[float | None]:

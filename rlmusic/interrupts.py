@@ -94,10 +94,9 @@ def deferred():
         yield
     except BaseException:
         if _received:
-            _deferring -= 1
             raise _exception(_received[-1]) from None
-        _deferring -= 1
         raise
-    _deferring -= 1
+    finally:
+        _deferring -= 1
     if _received:
         raise _exception(_received[-1])
