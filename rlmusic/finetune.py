@@ -219,7 +219,7 @@ def run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, out: str | Path, u
         run.lock("--out")  # before anything is read or written: a second run into the folder stops here
         return _run_finetune(cfg, checkpoint, run, use_wandb, log)
     except WRITE_ERRORS as exc:  # a full disk: named, and the last good checkpoint is kept
-        raise write_failure(RunDir(out), exc, "iteration", config_keys=OOM_KEYS) from exc
+        raise write_failure(run, exc, "iteration", config_keys=OOM_KEYS) from exc
     finally:
         run.unlock()
 

@@ -258,7 +258,7 @@ def run_pretrain(cfg: PretrainConfig, out: str | Path, use_wandb: bool = False, 
     try:
         return _run_pretrain(cfg, run, use_wandb, log, device, strategy)
     except WRITE_ERRORS as exc:  # a full disk: named, and the last good checkpoint is kept
-        raise write_failure(RunDir(out), exc, config_keys=OOM_KEYS) from exc
+        raise write_failure(run, exc, config_keys=OOM_KEYS) from exc
     finally:
         run.unlock()
         tf.keras.mixed_precision.set_global_policy(before)
