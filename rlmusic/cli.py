@@ -308,7 +308,19 @@ def main(argv: list[str] | None = None) -> int:
         terminated = isinstance(exc, interrupts.Terminated)
         where = f" {exc}" if str(exc) else ""  # the training loops say where they stopped and what is kept
         print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}{where}", file=sys.stderr)
-        return interrupts.EXIT_TERMINATED if terminated else interrupts.EXIT_INTERRUPTED
+        code = interrupts.EXIT_TERMINATED if terminated else interrupts.EXIT_INTERRUPTED
+        if argv is None:  # the program's own command line, not a caller in Python: the process ends here
+            _leave(code)
+        return code
+
+
+def _leave(code: int) -> None:
+    """End the process at once. The checkpoint, the logs and the error line are written by now. Unwinding further
+    frees tf.data's iterator while this thread holds the GIL, and its destructor can wait forever on a worker thread
+    (seen: SIGTERM in a pretraining run on transposed tunes hung after its error line)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _fresh_line() -> None:
