@@ -4,7 +4,9 @@
         [--data oneills1850 ryansMammoth airdsAirs essenFolksong] [--num 200] [--out runs/designs] [--set KEY=VALUE]
 
 Each (preset, seed) is a `python -m rlmusic finetune --config PRESET --set seed=S` run (resumed if it exists),
-then `evaluate` samples `--num` tunes from it (seed S) against the same real reference tunes. The table gives,
+then `evaluate` samples `--num` tunes from it (seed S) against the same real reference tunes, as the run was
+fine-tuned (its `constrain`: under the grammar's mask or not). The pretrained column is sampled under the mask (as
+`sample` draws by default); a second one, `pretrained, none`, without it when a design samples without. The table gives,
 per metric, the mean +- standard deviation over the seeds of the corpus (each seed's evaluate draws its own
 real tunes), the pretrained model and each preset, so a difference between designs can be read against the
 seed-to-seed spread. `--json FILE` writes every run's
@@ -41,14 +43,31 @@ SHOWN = ("valid_rate", "repeat_sign_tunes", "two_strain_tunes", "aabb_tunes", "n
          "copies_4_bars", "kl_to_reference", "mean_notes")
 
 
-def evaluate_runs(runs: list[Path], reference_run: Path | None, data: list[str], num: int, seed: int,
-                  top_p: float = 1.0) -> dict:
+def run_constrain(run: Path) -> str:
+    """How a run is sampled in the table: as it was fine-tuned (its config's `constrain`); the pretrained run, whose
+    config has none, as `sample` and `evaluate` draw by default (under the grammar's mask)."""
+    import yaml
+
+    return (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("constrain", "syntax")
+
+
+def evaluate_runs(runs: list[Path], constrains: list[str], reference_run: Path | None, data: list[str], num: int,
+                  seed: int, top_p: float = 1.0) -> tuple[dict, list[dict]]:
+    """The corpus column and one column per run, in the order given, each run sampled with its own `constrain`
+    (one `evaluate` call per mode; the corpus column, drawn with the same seed, is the same in each)."""
     from rlmusic import evaluate, validity
 
-    opts = evaluate.EvaluateConfig(data=data, checkpoint=[str(r) for r in runs], num=num, seed=seed, top_p=top_p,
-                                   reference=str(reference_run) if reference_run else None,
-                                   checker=validity.resolve_checker("auto"))
-    return evaluate.run(opts, log=lambda m: print(m, file=sys.stderr))
+    corpus, by_run = {}, {}
+    for mode in dict.fromkeys(constrains):
+        picked = [i for i, c in enumerate(constrains) if c == mode]
+        opts = evaluate.EvaluateConfig(data=data, checkpoint=[str(runs[i]) for i in picked], num=num, seed=seed,
+                                       top_p=top_p, constrain=mode,
+                                       reference=str(reference_run) if reference_run else None,
+                                       checker=validity.resolve_checker("auto"))
+        got = evaluate.run(opts, log=lambda m: print(m, file=sys.stderr))
+        corpus = got.pop("corpus", corpus)
+        by_run.update(zip(picked, got.values()))  # evaluate's columns follow its checkpoints' order
+    return corpus, [by_run[i] for i in range(len(runs))]
 
 
 def main() -> None:
@@ -104,12 +123,16 @@ def main() -> None:
                 runs.append(longer)
                 longest[stem][-1] = longer
                 labels.append(f"{stem}@{args.resume_to}")
-        columns = evaluate_runs([pretrained, *runs], pretrained, args.data, args.num, seed)
-        names = [n for n in columns if n != "corpus"]
-        base.append(columns[names[0]])
-        for label, name in zip(labels, names[1:]):
-            results.setdefault(label, []).append(columns[name])
-        corpus.append(columns.get("corpus", {}))  # each seed's own sample of real tunes
+        modes = [run_constrain(r) for r in runs]
+        # the pretrained model under the mask; also without it when a design samples without (syntax_by_reward):
+        # each design is read against the pretrained model drawn the same way
+        extra = ["none"] if "none" in modes else []
+        real, cols = evaluate_runs([pretrained, *[pretrained] * len(extra), *runs], ["syntax", *extra, *modes],
+                                   pretrained, args.data, args.num, seed)
+        base.append(cols[0])
+        for label, col in zip([*(f"pretrained, {m}" for m in extra), *labels], cols[1:]):
+            results.setdefault(label, []).append(col)
+        corpus.append(real)  # each seed's own sample of real tunes
     # an earlier table measured on other tunes is left out; this call's own figures are still written, then the
     # call fails naming it
     joined, refused = {}, []

@@ -65,6 +65,12 @@ class FinetuneConfig(Checked):
     where the first syntax problem arises, where abc2midi's first error points, at each wrong bar, at each note
     out of key, times the reward's weight) added at the step that wrote that character, beside the end-of-tune
     reward. 0: end-of-tune reward only."""
+    neutral_headers: str = ""
+    """Header fields, comma-separated (e.g. "K,M"), whose choice earns nothing: each tune's reward is re-centred
+    on the mean reward of the iteration's tunes with the same value of the field (rlmusic.learner.neutral_offsets),
+    so the policy cannot gain by writing every tune in the key or meter where the rewards come easiest (the tunes'
+    keys then move only as the KL term lets them). Logged as `neutral_offset`, the mean size of the correction.
+    Empty: off."""
     rewards_time_limit: Annotated[float, Range(0)] = DEFAULT_TIME_LIMIT
     """Seconds a reward may take on one batch of tunes before the run stops with an error naming it (0: none)."""
     beta: Annotated[float, Range(0)] = 0.1
@@ -165,6 +171,10 @@ class FinetuneConfig(Checked):
 
     def __post_init__(self):
         super().__post_init__()
+        for name in (f.strip() for f in self.neutral_headers.split(",")):
+            if name and not (len(name) == 1 and name.isalpha()):
+                raise FieldError("neutral_headers", f"header fields are letters, comma-separated (\"K,M\"), "
+                                                    f"got {name!r}")
         if 0 < self.beta_max < self.beta:  # the floor in force is min(beta_min, beta): never above beta
             raise FieldError("beta_max", f"the ceiling {self.beta_max} is below the start value beta "
                                          f"({self.beta}); 0 for none")

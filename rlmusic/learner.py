@@ -1,7 +1,7 @@
 """The learning half of a fine-tuning iteration: shape the rewards of the collected tunes, then update the agent.
 
-Shaping: task reward (the env's end-of-tune score, plus the dense credit if asked) minus beta x (log pi - log
-p_prior) per character, the prior scored in one batched pass. Update: tf-agents PPO (its clipped loss, value loss
+Shaping: task reward (the env's end-of-tune score, plus the dense credit if asked, re-centred per header value if
+`neutral_headers`) minus beta x (log pi - log p_prior) per character, the prior scored in one batched pass. Update: tf-agents PPO (its clipped loss, value loss
 and return/advantage computation) or REINFORCE, plus the supervised PPO-ptx term.
 
 A collection is a batch of rows of unequal length (one tune each, padded to the longest), and the networks cost
@@ -150,6 +150,41 @@ def dense_rewards(finished: list[dict], next_step_type: np.ndarray, primer_len: 
     return out
 
 
+NEUTRAL_PRIOR = 4.0  # a field value's mean counts as this many tunes at the batch mean: few tunes, little shift
+
+
+def header_value(tune: str, field: str) -> str:
+    """The value of a tune's first `field:` header line (before the body), spaces dropped and lower-cased: the
+    group `neutral_offsets` puts it in ("" without one)."""
+    for line in tune.splitlines():
+        if line.startswith(f"{field}:"):
+            return "".join(line[len(field) + 1:].split()).lower()
+        if line[:2] not in {f"{c}:" for c in "ABCDFGHILMNOPQRSTUVWXZKmr"} and line.strip():
+            break  # the body has begun
+    return ""
+
+
+def neutral_offsets(tunes: list[str], totals: np.ndarray, fields: list[str]) -> np.ndarray:
+    """Per tune, what to add to its reward so that choosing a header value (a key, a meter) earns nothing: for
+    each field in turn, the tunes are grouped by its value, and each group's mean reward (shrunk toward the batch
+    mean by NEUTRAL_PRIOR tunes) is moved to the batch mean. What is left to learn is how to write better within
+    any key or meter: the policy gains nothing by writing every tune in the key where the rewards come easiest
+    (measured: K:G 41 % -> 68 % of the tunes in 60 iterations, and a discriminator that tells them from real
+    tunes by it)."""
+    totals = np.asarray(totals, np.float64)
+    offsets = np.zeros(len(tunes))
+    for field in fields:
+        values = [header_value(t, field) for t in tunes]
+        residual = totals + offsets
+        mean = residual.mean() if len(residual) else 0.0
+        for value in set(values):
+            rows = np.array([v == value for v in values])
+            n = rows.sum()
+            group = (residual[rows].sum() + NEUTRAL_PRIOR * mean) / (n + NEUTRAL_PRIOR)
+            offsets[rows] += mean - group
+    return offsets
+
+
 def entropy_of(logits):
     logp = tf.nn.log_softmax(logits, -1)
     return -tf.reduce_sum(tf.exp(logp) * logp, -1)
@@ -165,6 +200,7 @@ class Learner:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.variables = trainable_variables(networks)
         self.num_epochs, self.dense_coef, self.primer_len = cfg.num_epochs, cfg.dense_coef, len(cfg.primer)
+        self.neutral_headers = [f.strip() for f in cfg.neutral_headers.split(",") if f.strip()]
         self.ppo = cfg.agent == "ppo"
         self.buckets = cfg.update_buckets if self.ppo else 1
         self.check_split(cfg, self.strategy.num_replicas_in_sync)
@@ -212,19 +248,29 @@ class Learner:
         task = part.reward
         if self.dense_coef > 0:  # credit where the error is: at the characters the dense forms point to
             task = task + self.dense_coef * dense_rewards(infos, part.next_step_type.numpy(), self.primer_len)
+        if self.neutral_headers:  # at each tune's last step, beside its reward
+            last = part.next_step_type.numpy() == ts.StepType.LAST
+            task = task + last * np.array([[info.get("neutral_offset", 0.0)] for info in infos], np.float32)
         shaped = kl_shaped_rewards(task, logp_pi, logp_prior, beta) * live
         sums = (float(tf.reduce_sum((logp_pi - logp_prior) * live)), float(tf.reduce_sum(entropy_of(logits) * live)),
                 float(tf.reduce_sum(live)))
         return part._replace(reward=shaped), sums
 
     def update(self, exp, finished: list[dict], beta: float) -> dict:
+        spread = {}
+        if self.neutral_headers:
+            offsets = neutral_offsets([f.get("tune", "") for f in finished], exp.reward.numpy().sum(axis=1),
+                                      self.neutral_headers)
+            for info, offset in zip(finished, offsets):
+                info["neutral_offset"] = float(offset)
+            spread = {"neutral_offset": float(np.abs(offsets).mean())}
         parts, kl, ent, live = [], 0.0, 0.0, 0.0
         for part, infos in self.split(exp, finished):
             shaped, (k, e, n) = self.shape(part, infos, beta)
             parts.append(shaped)
             kl, ent, live = kl + k, ent + e, live + n
         loss = self.ppo_update(parts) if self.ppo else self._train(parts[0]).loss
-        return {"loss": float(loss), "kl": kl / live, "entropy": ent / live}
+        return {"loss": float(loss), "kl": kl / live, "entropy": ent / live, **spread}
 
     @staticmethod
     def bucket_weights(parts) -> list:

@@ -1,0 +1,73 @@
+"""Header-neutral rewards (rlmusic/learner.py: header_value, neutral_offsets; FinetuneConfig.neutral_headers)."""
+
+import numpy as np
+import pytest
+
+from rlmusic.learner import NEUTRAL_PRIOR, header_value, neutral_offsets
+
+
+@pytest.mark.parametrize("tune,field,value", [
+    ("X:1\nT:a\nM:6/8\nK:G\nGAB|", "K", "g"),         # the key, lower-cased
+    ("X:1\nT:a\nM:6/8\nK: G Maj\nGAB|", "K", "gmaj"),  # spaces dropped: "G Maj" and "Gmaj" are one group
+    ("X:1\nT:a\nM:C|\nK:D\nGAB|", "M", "c|"),         # the meter
+    ("X:1\nT:a\nK:D\nGAB|", "M", ""),                  # no M: line: a group of its own
+    ("X:1\nT:a\nK:D\nGAB|\nK:A\nABc|", "K", "d"),     # the first K: line, not a key change in the body
+    ("X:1\nT:a\nM:3/4\nGAB|\nM:2/4\nK:A", "K", ""),   # header lines after the body has begun are not the header
+])
+def test_header_value(tune, field, value):
+    assert header_value(tune, field) == value
+
+
+def tune(key: str, meter: str = "6/8") -> str:
+    return f"X:1\nT:t\nM:{meter}\nK:{key}\nGAB|"
+
+
+def test_one_key_for_all_tunes_changes_nothing():
+    totals = np.array([1.0, 2.0, 3.0, 0.5])
+    assert neutral_offsets([tune("G")] * 4, totals, ["K"]) == pytest.approx(np.zeros(4))
+
+
+def test_the_key_where_rewards_come_easy_gains_nothing_by_itself():
+    """8 tunes in G earn 2, 8 in D earn 0: each group's mean (shrunk by NEUTRAL_PRIOR tunes) moves to the batch
+    mean, so the gap between the keys shrinks by n / (n + prior)."""
+    tunes = [tune("G")] * 8 + [tune("D")] * 8
+    totals = np.array([2.0] * 8 + [0.0] * 8)
+    got = totals + neutral_offsets(tunes, totals, ["K"])
+    gap = got[:8].mean() - got[8:].mean()
+    assert gap == pytest.approx(2.0 * NEUTRAL_PRIOR / (8 + NEUTRAL_PRIOR))
+    # within a key the order is untouched: a better tune in G still earns more than a worse one in G
+    totals[0] = 3.0
+    got = totals + neutral_offsets(tunes, totals, ["K"])
+    assert got[0] - got[1] == pytest.approx(1.0)
+
+
+def test_fields_are_neutralised_in_turn():
+    """The meter carries the whole difference here (the keys are balanced within each meter): neutral K alone
+    leaves it, K,M removes most of it."""
+    tunes = [tune("G", "6/8"), tune("D", "6/8")] * 6 + [tune("G", "2/4"), tune("D", "2/4")] * 6
+    totals = np.array([2.0] * 12 + [0.0] * 12)
+    only_key = totals + neutral_offsets(tunes, totals, ["K"])
+    both = totals + neutral_offsets(tunes, totals, ["K", "M"])
+    assert only_key[:12].mean() - only_key[12:].mean() == pytest.approx(2.0)
+    assert both[:12].mean() - both[12:].mean() == pytest.approx(2.0 * NEUTRAL_PRIOR / (12 + NEUTRAL_PRIOR))
+
+
+@pytest.mark.parametrize("fields", ["K,Meter", "K;M", "1"])
+def test_a_bad_field_is_an_error_naming_it(fields):
+    from rlmusic.errors import UserError
+    from rlmusic.finetune import FinetuneConfig
+
+    with pytest.raises(UserError, match="neutral_headers"):
+        FinetuneConfig(neutral_headers=fields)
+
+
+def test_a_run_with_neutral_headers_logs_the_correction(tmp_path):
+    from conftest import cli, make_toy_run
+    from rlmusic.rundir import RunDir
+
+    out = tmp_path / "ft"
+    code = cli("finetune", "--checkpoint", make_toy_run(tmp_path / "toy"), "--config", "tiny", "--out", out,
+                  "--set", "ptx_coef=0", "--set", "neutral_headers=K,M", "--set", "iterations=1")[0]
+    assert code == 0
+    rows = [r for r in RunDir(out).read_metrics() if "kl" in r]
+    assert rows and rows[-1]["neutral_offset"] >= 0.0
