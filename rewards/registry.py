@@ -28,7 +28,7 @@ from rlmusic.errors import UserError
 
 ENTRY_POINT_GROUP = "rlmusic.rewards"
 BUILTIN_MODULES = ("rlmusic.rewards.syntax", "rlmusic.rewards.theory", "rlmusic.rewards.music",
-                   "rlmusic.rewards.discriminator")
+                   "rlmusic.rewards.discriminator", "rlmusic.rewards.preference")
 RewardFn = Callable[..., list]
 
 

@@ -113,6 +113,53 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_rate(args) -> int:
+    from rlmusic.rate import Ratings, draw_pairs, make_server
+    from rlmusic.rundir import load_model
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    ratings = Ratings(out, model=str(args.checkpoint or "pretrained"))
+    if len(ratings.pairs) < args.pairs:
+        model, vocab, _ = load_model(_checkpoint(args.checkpoint))
+        draw_pairs(ratings, model, vocab, args.pairs, args.seed, log=lambda m: print(m, file=sys.stderr),
+                   max_length=args.max_length, temperature=args.temperature, constrain=args.constrain)
+    try:
+        server = make_server(ratings, args.port)
+    except OSError as exc:
+        raise UserError(f"--port {args.port}: cannot listen on 127.0.0.1 ({exc.strerror or exc})") from exc
+    print(f"rate the tunes at http://127.0.0.1:{server.server_address[1]}/ ({len(ratings.done)} of "
+          f"{len(ratings.pairs)} pairs rated so far); Ctrl-C ends", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C is how the page is closed: every choice is already on disk
+        _fresh_line()
+    finally:
+        server.server_close()
+    print(f"{len(ratings.choices)} choices in {out / 'preferences.jsonl'}", file=sys.stderr)
+    return 0
+
+
+def cmd_reward_model(args) -> int:
+    from rlmusic import preference
+    from rlmusic.rate import read_preferences
+
+    choices = []
+    for path in map(Path, args.preferences):
+        if not path.is_file():
+            raise UserError(f"--preferences {path}: no such file")
+        choices += read_preferences(path)
+    model = preference.train(choices, _checkpoint(args.checkpoint), l2=args.l2, heldout=args.heldout,
+                             seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+    path = model.save(Path(args.out))
+    acc = "not measured" if model.heldout_accuracy is None else \
+        f"{model.heldout_accuracy:.3f} on {model.heldout_pairs} held-out pairs"
+    print(f"reward model of {model.pairs} choices in {path}; held-out accuracy {acc}", file=sys.stderr)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from rlmusic import evaluate, validity
 
@@ -256,6 +303,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="abc", help="comma-separated: abc,mid,wav,svg,html")
     _constrain_flag(p)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("rate", parents=[common], help="a local page to choose the better of two tunes, again and "
+                                                       "again: preferences.jsonl for reward-model and dpo")
+    p.add_argument("--checkpoint", help="run directory to draw the tunes from (default: the shipped model)")
+    p.add_argument("--out", required=True, help="folder of the pairs, their files and preferences.jsonl "
+                                                "(a re-run resumes it)")
+    p.add_argument("--pairs", type=_number(int, 1, 100_000), default=20, help="pairs of tunes to rate")
+    p.add_argument("--port", type=_number(int, 0, 65535), default=8765, help="port on 127.0.0.1 (0: any free one)")
+    p.add_argument("--temperature", type=_number(float, 0), default=1.0)
+    p.add_argument("--max-length", type=_number(int, 2, MAX_LENGTH), default=1500)
+    p.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0)
+    _constrain_flag(p)
+    p.set_defaults(func=cmd_rate)
+
+    p = sub.add_parser("reward-model", parents=[common], help="learn a reward from preferences.jsonl "
+                                                               "(Bradley-Terry on the pretrained network's features)")
+    p.add_argument("--preferences", nargs="+", required=True, help="preferences.jsonl files of `rate`")
+    p.add_argument("--checkpoint", help="run whose network gives the features (default: the shipped model)")
+    p.add_argument("--out", required=True, help="folder for reward_model.json")
+    p.add_argument("--l2", type=_number(float, 0), default=1e-2, help="L2 penalty on the weights")
+    p.add_argument("--heldout", type=_number(float, 0, 0.9), default=0.2,
+                   help="share of the pairs held out to measure accuracy before the final fit on all")
+    p.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0)
+    p.set_defaults(func=cmd_reward_model)
 
     p = sub.add_parser("evaluate", parents=[common], help="metrics table of a model's tunes (or of real tunes)")
     p.add_argument("--checkpoint", nargs="+", help="run directories to sample from (one column each; "

@@ -71,6 +71,8 @@ class FinetuneConfig(Checked):
     so the policy cannot gain by writing every tune in the key or meter where the rewards come easiest (the tunes'
     keys then move only as the KL term lets them). Logged as `neutral_offset`, the mean size of the correction.
     Empty: off."""
+    preference_model: str = ""
+    """Folder of a reward model (`rlmusic reward-model`) that the built-in reward `preference` scores with."""
     rewards_time_limit: Annotated[float, Range(0)] = DEFAULT_TIME_LIMIT
     """Seconds a reward may take on one batch of tunes before the run stops with an error naming it (0: none)."""
     beta: Annotated[float, Range(0)] = 0.1
@@ -175,6 +177,9 @@ class FinetuneConfig(Checked):
             if name and not (len(name) == 1 and name.isalpha()):
                 raise FieldError("neutral_headers", f"header fields are letters, comma-separated (\"K,M\"), "
                                                     f"got {name!r}")
+        if "preference" in self.rewards and not self.preference_model:
+            raise FieldError("preference_model", "the reward `preference` needs a reward model: "
+                                                 "--set preference_model=DIR (made by `rlmusic reward-model`)")
         if 0 < self.beta_max < self.beta:  # the floor in force is min(beta_min, beta): never above beta
             raise FieldError("beta_max", f"the ceiling {self.beta_max} is below the start value beta "
                                          f"({self.beta}); 0 for none")
@@ -241,6 +246,10 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, run: RunDir, use_
     from rlmusic.runlog import RunLogger, plot_curves, progress
 
     mix = RewardMix(cfg.rewards, gates=cfg.gate, time_limit=cfg.rewards_time_limit)  # unknown names fail here
+    if cfg.preference_model:  # the built-in `preference` scores with it: loaded (and so checked) before any work
+        from rlmusic.rewards.preference import PREFERENCE
+
+        PREFERENCE.use(cfg.preference_model)
     uses_abc2midi = [n for n in mix.names if n.startswith("abc2midi")]
     if uses_abc2midi and validity.abc2midi_path() is None:
         log(f"note: abc2midi is not installed (Debian package abcmidi): {', '.join(uses_abc2midi)} scores nothing "
