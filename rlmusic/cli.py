@@ -374,12 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         _report(exc, args.traceback or os.environ.get("RLMUSIC_TRACEBACK") == "1")
         return getattr(exc, "exit_code", EXIT_USER_ERROR)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupts.Terminated)
         _fresh_line()
         terminated = isinstance(exc, interrupts.Terminated)
         where = f" {exc}" if str(exc) else ""  # the training loops say where they stopped and what is kept
-        print(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}{where}", file=sys.stderr)
-        code = interrupts.EXIT_TERMINATED if terminated else interrupts.EXIT_INTERRUPTED
+        print(f"error: {f'terminated ({exc.signal_name})' if terminated else 'interrupted'}{where}", file=sys.stderr)
+        code = exc.exit_code if terminated else interrupts.EXIT_INTERRUPTED
         if argv is None:  # the program's own command line, not a caller in Python: the process ends here
             _leave(code)
         return code

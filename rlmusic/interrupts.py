@@ -1,8 +1,11 @@
-"""Ctrl-C and SIGTERM: one line, the work since the last checkpoint saved, exit 130 (Ctrl-C) or 143 (SIGTERM).
+"""Ctrl-C, SIGTERM and SIGHUP: one line, the work since the last checkpoint saved, exit 130 (Ctrl-C), 143 (SIGTERM)
+or 129 (SIGHUP).
 
 A batch scheduler, `timeout` and `docker stop` send SIGTERM; the CLI treats it as Ctrl-C is treated: both raise a
 KeyboardInterrupt (`Terminated` for SIGTERM) in the main thread, which the training loops catch to save a
-checkpoint before the CLI prints `error: interrupted` or `error: terminated` and exits.
+checkpoint before the CLI prints `error: interrupted` or `error: terminated` and exits. SIGHUP (the terminal
+closed, an SSH session dropped; also sent to a stopped job whose shell has gone) is handled as SIGTERM is, unless
+it is ignored (`nohup`), so a run started in a terminal keeps its work when the terminal goes.
 
 Two places need more than Python's default handling:
 
@@ -24,7 +27,7 @@ import threading
 
 from rlmusic.errors import UserError
 
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_HUNG_UP = 130, 143, 129
 INTERRUPTED = threading.Event()  # set as soon as Ctrl-C or SIGTERM arrives, from any thread's point of view
 _received: list[int] = []
 _deferring = 0
@@ -32,7 +35,15 @@ _installed = False
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so that the same saving paths run."""
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be, so that the same saving paths run."""
+
+    signal_name = "SIGTERM"
+    exit_code = EXIT_TERMINATED
+
+
+class HungUp(Terminated):
+    signal_name = "SIGHUP"
+    exit_code = EXIT_HUNG_UP
 
 
 class Interrupted(UserError):
@@ -49,11 +60,13 @@ def signalled() -> bool:
 
 
 def exit_code() -> int:
-    return EXIT_TERMINATED if signal.SIGTERM in _received else EXIT_INTERRUPTED
+    if signal.SIGTERM in _received:
+        return EXIT_TERMINATED
+    return EXIT_HUNG_UP if signal.SIGHUP in _received else EXIT_INTERRUPTED
 
 
 def _exception(signum: int) -> KeyboardInterrupt:
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    return {signal.SIGTERM: Terminated, signal.SIGHUP: HungUp}.get(signum, KeyboardInterrupt)()
 
 
 def _handler(signum, frame) -> None:
@@ -70,6 +83,8 @@ def install() -> None:
         return
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # nohup asked for the run to outlive the terminal
+        signal.signal(signal.SIGHUP, _handler)
     r, w = os.pipe()
     os.set_blocking(w, False)
     signal.set_wakeup_fd(w, warn_on_full_buffer=False)
@@ -77,7 +92,7 @@ def install() -> None:
     def watch():
         while True:
             got = os.read(r, 64)
-            if signal.SIGINT in got or signal.SIGTERM in got:
+            if signal.SIGINT in got or signal.SIGTERM in got or signal.SIGHUP in got:
                 INTERRUPTED.set()
 
     threading.Thread(target=watch, name="rlmusic-interrupts", daemon=True).start()

@@ -173,7 +173,8 @@ def _signal_when_running(argv: list[str], ready: Path, sig: int, after: float = 
 
 
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"),
-                                           (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+                                           (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                           (signal.SIGHUP, 129, "terminated (SIGHUP)")])  # the terminal closed
 def test_a_signal_while_a_plugin_hangs_in_finetune(tmp_path, sig, code, word):
     out = tmp_path / "ft"
     got, err = _signal_when_running(["finetune", "--checkpoint", make_toy_run(tmp_path / "toy"), "--config", "tiny",
@@ -182,13 +183,15 @@ def test_a_signal_while_a_plugin_hangs_in_finetune(tmp_path, sig, code, word):
     assert got == code and one_error_line(err).startswith(f"error: {word} at iteration 0")
 
 
-def test_sigterm_saves_pretraining_where_it_stopped(tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143),
+                                      (signal.SIGHUP, 129)])  # an SSH session dropped: the work is kept too
+def test_sigterm_saves_pretraining_where_it_stopped(tmp_path, sig, code):
     out = tmp_path / "pt"
     sets = set_args([*TINY, "train.steps=100000", "train.eval_every=100000", "train.log_every=1000"])
     got, err = _signal_when_running(["pretrain", "--config", "tiny", "--out", out, *sets], out / "config.yaml",
-                                    signal.SIGTERM, after=3.0)
+                                    sig, after=3.0)
     line = one_error_line(err)
-    assert got == 143 and line.startswith("error: terminated (SIGTERM) at step ")
+    assert got == code and line.startswith(f"error: terminated ({sig.name}) at step ")
     step = int(line.split("at step ")[1].split(";")[0])
     assert step > 0 and RunDir(out).checkpoint_steps() == [step]  # nothing done was lost
     assert f"checkpoint (step {step})" in line
