@@ -21,7 +21,8 @@ weight (the longest run of each seed). `--with EARLIER.json ...` adds the design
 `--json` (runs since deleted, or measured in another session): only if its corpus and pretrained columns are
 this call's own, figure for figure (the same seeds, --num, data, machine and TensorFlow thread count: another
 thread count samples other tunes); else this call's table is written without them and an error says which
-figure differs. Below the table, per column, the commonest first problems of the invalid tunes (evaluate's
+figure differs. `--merge A.json B.json` prints one table of calls made one seed each (run in parallel, one per core).
+Below the table, per column, the commonest first problems of the invalid tunes (evaluate's
 `invalid_reasons`, averaged over the seeds): what limits the valid share.
 """
 
@@ -72,7 +73,10 @@ def evaluate_runs(runs: list[Path], constrains: list[str], reference_run: Path |
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--presets", nargs="+", required=True, help="finetune presets (names or YAML files)")
+    ap.add_argument("--presets", nargs="+", help="finetune presets (names or YAML files)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="instead of running: one table of the --json files of calls made one seed each (seeds "
+                         "run in parallel), their columns joined seed after seed")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--checkpoint", default="pretrained")
     ap.add_argument("--data", nargs="+", default=["oneills1850", "ryansMammoth", "airdsAirs", "essenFolksong"])
@@ -91,6 +95,10 @@ def main() -> None:
                     help="also the design columns of earlier --json files, if their corpus and pretrained columns "
                          "are this call's (same seeds, --num, data, machine, threads)")
     args = ap.parse_args()
+    if args.merge:
+        return print_table(merge_seeds(args.merge), args)
+    if not args.presets:
+        ap.error("--presets (or --merge) is required")
     stems = [Path(p).stem for p in args.presets]
     if args.resume_only and (not args.resume_to or set(args.resume_only) - set(stems)):
         ap.error(f"--resume-only needs --resume-to and names among the presets' stems ({', '.join(stems)})")
@@ -143,24 +151,42 @@ def main() -> None:
             refused.append(str(err))
     results = {**joined, **results}  # the earlier tables' columns first, in the order given, then this call's
 
-    header = ["metric", "corpus", "pretrained", *results]
-    print("| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1))
-    for key in SHOWN:
-        row = [key, cell([c.get(key) for c in corpus]), cell([b.get(key) for b in base]),
-               *(cell([r.get(key) for r in rs]) for rs in results.values())]
-        print("| " + " | ".join(row) + " |")
-    print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}); mean +- std over seeds; --num {args.num}")
-    print_reasons({"corpus": corpus, "pretrained": base, **results})
-    if args.json:
-        Path(args.json).write_text(json.dumps({"corpus": corpus, "pretrained": base, **results}, indent=2))
+    print_table({"corpus": corpus, "pretrained": base, **results}, args)
     if args.plot:
         plot_curves(run_dirs, Path(args.plot))
-    if args.trade_plot:
-        plot_trade({"corpus": corpus, "pretrained": base, **results}, Path(args.trade_plot))
     if args.targets_plot:
         plot_targets(longest, Path(args.targets_plot))
     if refused:
         fail(refused[0])
+
+
+def print_table(columns: dict[str, list[dict]], args) -> None:
+    """The table (mean +- std over the seeds per metric and column), the invalid tunes' reasons, and the --json
+    and --trade-plot files."""
+    header = ["metric", *columns]
+    print("| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1))
+    for key in SHOWN:
+        print("| " + " | ".join([key, *(cell([c.get(key) for c in cols]) for cols in columns.values())]) + " |")
+    seeds = len(columns["corpus"])
+    print(f"\n{seeds} seeds; mean +- std over seeds; --num {args.num}")
+    print_reasons(columns)
+    if args.json:
+        Path(args.json).write_text(json.dumps(columns, indent=2))
+    if args.trade_plot:
+        plot_trade(columns, Path(args.trade_plot))
+
+
+def merge_seeds(paths: list[str]) -> dict[str, list[dict]]:
+    """The columns of several --json files (one seed or more each), joined: every file must hold the same
+    columns."""
+    merged: dict[str, list[dict]] = {}
+    for path, cols in read_earlier(paths).items():
+        if merged and set(cols) != set(merged):
+            fail(f"--merge {path}: its columns ({', '.join(cols)}) are not those of {paths[0]} "
+                 f"({', '.join(merged)})")
+        for name, seeds in cols.items():
+            merged.setdefault(name, []).extend(seeds)
+    return merged
 
 
 # Figures fixed by the tunes sampled: equal only if the same tunes were drawn (same seed, --num, data, machine,
