@@ -123,8 +123,13 @@ class FinetuneConfig(Checked):
     return minus the value estimate. Below 1 (PPO's default is 0.95) the end-of-tune reward reaches a character
     T steps earlier with weight lambda^T (0.95^200 ~ 0) and the rest rests on the young value network, which
     overrates the character that ends a tune: tunes shrank (measured: 255 -> 100 chars in 13 iterations)."""
-    agent: Literal["ppo", "reinforce"] = "ppo"
-    """"ppo" (tf-agents PPOClipAgent) or "reinforce" (ReinforceAgent with a value baseline)."""
+    agent: Literal["ppo", "reinforce", "dpo"] = "ppo"
+    """"ppo" (tf-agents PPOClipAgent), "reinforce" (ReinforceAgent with a value baseline), or "dpo" (Direct
+    Preference Optimisation on `preferences`, rlmusic/dpo.py: no rewards, no rollouts)."""
+    preferences: str = ""
+    """agent dpo: the preferences.jsonl of `rlmusic rate` (or any file of its format) to learn from."""
+    dpo_beta: Annotated[float, Range(0, min_open=True)] = 0.1
+    """agent dpo: how far the policy may move from the pretrained model for a margin of preference (DPO's beta)."""
     iterations: Annotated[int, Range(1)] = 60
     """Collect-and-update iterations in total (a re-run with a higher value continues)."""
     tunes_per_iteration: Annotated[int, Range(1)] = 64
@@ -244,6 +249,11 @@ OOM_KEYS = "tunes_per_iteration, max_length or ptx_batch"  # what to lower when 
 
 def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, run: RunDir, use_wandb: bool, log) -> Path:
     from rlmusic.runlog import RunLogger, plot_curves, progress
+
+    if cfg.agent == "dpo":
+        from rlmusic.dpo import run_dpo
+
+        return run_dpo(cfg, checkpoint, run, use_wandb, log)
 
     mix = RewardMix(cfg.rewards, gates=cfg.gate, time_limit=cfg.rewards_time_limit)  # unknown names fail here
     if cfg.preference_model:  # the built-in `preference` scores with it: loaded (and so checked) before any work
