@@ -103,8 +103,10 @@ def read_preferences(path: Path) -> list[dict]:
     return out
 
 
-def draw_pairs(ratings: Ratings, model, vocab, pairs: int, seed: int, log=print, **sampling) -> None:
-    """Draw the pairs still missing (2 tunes each) and render them into tunes/ (sheet music, audio, ABC)."""
+def draw_pairs(ratings: Ratings, model, vocab, pairs: int, seed: int, log=print, render: bool = True,
+               **sampling) -> None:
+    """Draw the pairs still missing (2 tunes each) and render them into tunes/ (sheet music, audio, ABC; not with
+    `render=False`, for a listener that reads the text)."""
     from rlmusic.sample import Sampler
 
     missing = pairs - len(ratings.pairs)
@@ -114,7 +116,8 @@ def draw_pairs(ratings: Ratings, model, vocab, pairs: int, seed: int, log=print,
     # a seed of its own per extension, so the tunes of an extended folder are not the first ones again
     tunes = Sampler(model, vocab).generate(2 * missing, seed=seed + len(ratings.pairs), **sampling)
     first = len(ratings.pairs)
-    render_pairs(ratings.folder, [(tunes[2 * i], tunes[2 * i + 1]) for i in range(missing)], first, log)
+    if render:
+        render_pairs(ratings.folder, [(tunes[2 * i], tunes[2 * i + 1]) for i in range(missing)], first, log)
     ratings.add_pairs([(tunes[2 * i].text, tunes[2 * i + 1].text) for i in range(missing)])
 
 
