@@ -12,6 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def load_script(monkeypatch):
+    """benchmarks/reward_designs.py as a module, with benchmarks/ on sys.path as when it is run (for _common)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("reward_designs", ROOT / "benchmarks" / "reward_designs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def designs(*args, timeout=900):
     return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reward_designs.py"), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)
@@ -102,13 +111,28 @@ def columns(valid, notes=70.0, seeds=1):
     ({"corpus": columns(0.95, seeds=3), "pretrained": columns(0.85, seeds=3), "default": columns(0.9, seeds=3)},
      "its corpus column has 3 seeds, this call's 1"),
 ])
-def test_earlier_columns_join_only_when_measured_on_the_same_tunes(earlier, message):
-    spec = importlib.util.spec_from_file_location("reward_designs", ROOT / "benchmarks" / "reward_designs.py")
-    designs_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(designs_module)
+def test_earlier_columns_join_only_when_measured_on_the_same_tunes(earlier, message, monkeypatch):
+    designs_module = load_script(monkeypatch)
     ours = {"corpus": columns(0.95), "pretrained": columns(0.85)}
     if message is None:
         assert designs_module.comparable_columns("e.json", earlier, ours) == {"default": columns(0.9)}
     else:
         with pytest.raises(ValueError, match=re.escape(message)):
             designs_module.comparable_columns("e.json", earlier, ours)
+
+
+def test_merge_joins_one_seed_calls_and_refuses_other_columns(tmp_path):
+    """--merge: two one-seed --json files make one table of two seeds; files with other columns are an error."""
+    def one_seed(valid):
+        return {"corpus": [{"valid_rate": 0.95}], "pretrained": [{"valid_rate": 1.0}], "music": [{"valid_rate": valid}]}
+
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    a.write_text(json.dumps(one_seed(0.9)))
+    b.write_text(json.dumps(one_seed(1.0)))
+    c.write_text(json.dumps({"corpus": [{}], "pretrained": [{}], "other": [{}]}))
+    proc = designs("--merge", a, b, "--json", tmp_path / "m.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "| valid_rate | 0.950 +- 0.000 | 1.000 +- 0.000 | 0.950 +- 0.050 |" in proc.stdout
+    assert [r["valid_rate"] for r in json.loads((tmp_path / "m.json").read_text())["music"]] == [0.9, 1.0]
+    proc = designs("--merge", a, c)
+    assert proc.returncode == 2 and "error: --merge" in proc.stderr and "not those of" in proc.stderr
