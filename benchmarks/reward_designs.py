@@ -168,7 +168,9 @@ def print_table(columns: dict[str, list[dict]], args) -> None:
     for key in SHOWN:
         print("| " + " | ".join([key, *(cell([c.get(key) for c in cols]) for cols in columns.values())]) + " |")
     seeds = len(columns["corpus"])
-    print(f"\n{seeds} seeds; mean +- std over seeds; --num {args.num}")
+    fewer = [f"{name}: {len(cols)}" for name, cols in columns.items() if len(cols) < seeds]
+    print(f"\n{seeds} seeds; mean +- std over seeds; --num {args.num}"
+          + (f"; columns with fewer seeds: {', '.join(fewer)}" if fewer else ""))
     print_reasons(columns)
     if args.json:
         Path(args.json).write_text(json.dumps(columns, indent=2))
@@ -177,15 +179,20 @@ def print_table(columns: dict[str, list[dict]], args) -> None:
 
 
 def merge_seeds(paths: list[str]) -> dict[str, list[dict]]:
-    """The columns of several --json files (one seed or more each), joined: every file must hold the same
-    columns."""
+    """The columns of several --json files (one seed or more each), joined seed after seed. Every file must hold
+    the corpus and pretrained columns; a design column some files lack (a run not continued to --resume-to) is
+    averaged over the seeds that have it, and a note under the table says so."""
     merged: dict[str, list[dict]] = {}
     for path, cols in read_earlier(paths).items():
-        if merged and set(cols) != set(merged):
-            fail(f"--merge {path}: its columns ({', '.join(cols)}) are not those of {paths[0]} "
-                 f"({', '.join(merged)})")
+        missing = {"corpus", "pretrained"} - set(cols)
+        if missing:
+            fail(f"--merge {path}: no {' or '.join(sorted(missing))} column: not a --json file of this script")
         for name, seeds in cols.items():
             merged.setdefault(name, []).extend(seeds)
+    seeds = len(merged["corpus"])
+    for name, cols in merged.items():
+        if len(cols) < seeds:
+            print(f"note: column {name}: {len(cols)} of {seeds} seeds", file=sys.stderr)
     return merged
 
 

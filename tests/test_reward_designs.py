@@ -122,17 +122,22 @@ def test_earlier_columns_join_only_when_measured_on_the_same_tunes(earlier, mess
 
 
 def test_merge_joins_one_seed_calls_and_refuses_other_columns(tmp_path):
-    """--merge: two one-seed --json files make one table of two seeds; files with other columns are an error."""
+    """--merge: two one-seed --json files make one table of two seeds; a file without the corpus is an error."""
     def one_seed(valid):
         return {"corpus": [{"valid_rate": 0.95}], "pretrained": [{"valid_rate": 1.0}], "music": [{"valid_rate": valid}]}
 
     a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
     a.write_text(json.dumps(one_seed(0.9)))
     b.write_text(json.dumps(one_seed(1.0)))
-    c.write_text(json.dumps({"corpus": [{}], "pretrained": [{}], "other": [{}]}))
+    c.write_text(json.dumps({"pretrained": [{}], "music": [{}]}))  # no corpus column
     proc = designs("--merge", a, b, "--json", tmp_path / "m.json")
     assert proc.returncode == 0, proc.stderr
     assert "| valid_rate | 0.950 +- 0.000 | 1.000 +- 0.000 | 0.950 +- 0.050 |" in proc.stdout
     assert [r["valid_rate"] for r in json.loads((tmp_path / "m.json").read_text())["music"]] == [0.9, 1.0]
     proc = designs("--merge", a, c)
-    assert proc.returncode == 2 and "error: --merge" in proc.stderr and "not those of" in proc.stderr
+    assert proc.returncode == 2 and "error: --merge" in proc.stderr and "no corpus column" in proc.stderr
+    longer = one_seed(0.8)
+    longer["music@120"] = [{"valid_rate": 0.7}]  # a column only one seed's call has: averaged over that seed
+    c.write_text(json.dumps(longer))
+    proc = designs("--merge", a, c)
+    assert proc.returncode == 0 and "columns with fewer seeds: music@120: 1" in proc.stdout
