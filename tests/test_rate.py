@@ -127,3 +127,46 @@ def test_a_listener_clicks_presses_a_key_and_reloads(folder):
         server.shutdown()
         server.server_close()
     assert Ratings(folder).next_pair() is None
+
+
+def test_the_rate_command_draws_serves_and_ends_on_ctrl_c(tmp_path):
+    """`rlmusic rate` as a listener starts it: the tunes drawn from a run, the page served at the address it
+    prints, Ctrl-C ends it with exit 0 and the count of choices; a second start resumes the same pairs."""
+    import json
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from conftest import REPO, make_toy_run
+
+    toy = make_toy_run(tmp_path / "toy")
+    out = tmp_path / "taste"
+
+    def start():
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        proc = subprocess.Popen([sys.executable, "-m", "rlmusic", "rate", "--checkpoint", str(toy), "--out", str(out),
+                                 "--pairs", "2", "--port", "0", "--max-length", "40"],
+                                stderr=subprocess.PIPE, text=True, env=env)
+        deadline, line = time.monotonic() + 240, ""
+        while "http://" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "rate ended before serving"
+        return proc, re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+
+    proc, url = start()
+    page = urllib.request.urlopen(url).read().decode()
+    assert 'data-rated="0" data-total="2"' in page
+    urllib.request.urlopen(url + "choice", data=b"pair=0&choice=b")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "1 choices in" in err and "Traceback" not in err
+    pairs = json.loads((out / "pairs.json").read_text())
+    proc, url = start()  # resumed: the same pairs, the next one shown
+    assert 'data-pair="1"' in urllib.request.urlopen(url).read().decode()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert json.loads((out / "pairs.json").read_text()) == pairs
