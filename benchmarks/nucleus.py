@@ -41,12 +41,13 @@ def main() -> None:
     columns: dict[str, list[dict]] = {"corpus": []}
     for seed in args.seeds:
         for i, top_p in enumerate(args.top_p):
-            found = evaluate_runs(checkpoints, None, args.data, args.num, seed, top_p)
+            # without the mask: where the model's own invalid tunes come from
+            real, found = evaluate_runs(checkpoints, ["none"] * len(checkpoints), None, args.data, args.num, seed,
+                                        top_p)
             if i == 0:
-                columns["corpus"].append(found["corpus"])
-            for name, metrics in found.items():
-                if name != "corpus":
-                    columns.setdefault(f"{name}, top-p {top_p:g}", []).append(metrics)
+                columns["corpus"].append(real)
+            for checkpoint, metrics in zip(checkpoints, found):
+                columns.setdefault(f"{Path(checkpoint).name}, top-p {top_p:g}", []).append(metrics)
 
     shown = [k for k in SHOWN if k != "kl_to_reference"]
     print("| metric | " + " | ".join(columns) + " |\n|---|" + "---:|" * len(columns))

@@ -44,5 +44,10 @@ PREFERENCE = Preference()
 
 @register("preference")
 def preference(tunes: list[str], **context) -> list[float]:
-    """A listener's learned taste: the score of the reward model named by preference_model (`rlmusic reward-model`)."""
+    """A listener's learned taste: the score of the reward model named by preference_model (`rlmusic reward-model`).
+
+    In log-odds units: a tune scoring 1 more than another is preferred at odds e:1 by the model. Example: a model
+    learned from a listener who always chose the tune ending on the tonic scores `...|d2d2|]` above `...|d2A2|]`
+    in D. Without a reward model it is an error naming `preference_model`.
+    """
     return PREFERENCE(tunes, **context)

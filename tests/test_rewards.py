@@ -270,7 +270,7 @@ def test_scores_are_finite_on_corpus_tunes(data_dir):
 
     tunes = load_corpus([str(data_dir)]).tunes
     scans = scan_all(tunes)
-    for name in available():
+    for name in set(available()) - {"preference"}:  # needs a reward model: tests/test_preference.py
         for v in score(name, tunes, scans=scans):
             assert v is None or math.isfinite(v)
 
