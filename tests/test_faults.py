@@ -161,8 +161,10 @@ def test_finetune_names_a_plugin_that_exits(tmp_path, capsys, monkeypatch, rewar
 def _signal_when_running(argv: list[str], ready: Path, sig: int, after: float = 2.0) -> tuple[int, str]:
     """Run the CLI in a child process; once `ready` exists (the run has started), wait `after` s and send `sig`."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
+    # SIGHUP as a terminal leaves it (a suite started under nohup passes SIGHUP on ignored, and rlmusic keeps it so)
     proc = subprocess.Popen([sys.executable, "-m", "rlmusic", *map(str, argv)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
