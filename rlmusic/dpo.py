@@ -116,7 +116,7 @@ def run_dpo(cfg, checkpoint: str | Path, run, use_wandb: bool, log=print) -> Pat
 
     from rlmusic import config as config_lib, interrupts
     from rlmusic.model import ModelConfig
-    from rlmusic.rundir import load_model
+    from rlmusic.rundir import kept_on_interrupt, load_model
     from rlmusic.runlog import RunLogger, progress
 
     pairs = load_pairs(cfg.preferences)
@@ -163,11 +163,7 @@ def run_dpo(cfg, checkpoint: str | Path, run, use_wandb: bool, log=print) -> Pat
                 run.save_checkpoint(it, **objects)
         bar.close()
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the iterations done are kept
-        it = int(iteration.numpy())
-        if it > (run.latest_step() or 0):
-            run.save_checkpoint(it, **objects)
-        raise type(exc)(f"at iteration {it}; the run resumes from its checkpoint (iteration {run.latest_step() or 0}) "
-                        f"in {run.path}") from None
+        raise kept_on_interrupt(run, int(iteration.numpy()), objects, exc) from None
     finally:
         logger.close()
     return run.path

@@ -31,7 +31,7 @@ from rlmusic.learner import PTX_LENGTH, Learner, Ptx, make_agent
 from rlmusic.model import ModelConfig
 from rlmusic.rewards.mix import DEFAULT_TIME_LIMIT, RewardMix, parse_gates
 from rlmusic.rollouts import Rollouts
-from rlmusic.rundir import WRITE_ERRORS, RunDir, load_model, write_failure
+from rlmusic.rundir import WRITE_ERRORS, RunDir, kept_on_interrupt, load_model, write_failure
 
 
 @dataclass
@@ -364,14 +364,11 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, run: RunDir, use_
             run.save_checkpoint(int(iteration.numpy()), **objects)  # keep what was learned before the failure
         raise
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the iterations done are kept, and the error line says so
-        it = int(iteration.numpy())
-        if it > (run.latest_step() or 0):
-            run.save_checkpoint(it, **objects)
-        raise type(exc)(f"at iteration {it}; the run resumes from its checkpoint (iteration {run.latest_step() or 0}) "
-                        f"in {run.path}") from None
+        raise kept_on_interrupt(run, int(iteration.numpy()), objects, exc) from None
     finally:
         logger.close()
     return run.path
+
 
 
 def adapt_targets(cfg: FinetuneConfig, mix: RewardMix, row: dict, objects: dict) -> None:

@@ -329,3 +329,12 @@ def load_model(path: str | Path, device: str = "cpu"):
     model = build_model(len(vocab), model_cfg, device)
     run.restore_newest(model=model, partial=True, log=lambda m: print(m, file=sys.stderr))
     return model, vocab, cfg
+
+
+def kept_on_interrupt(run: RunDir, it: int, objects: dict, exc: KeyboardInterrupt) -> KeyboardInterrupt:
+    """Save the iterations done (unless the newest checkpoint holds them) and return the interruption to raise,
+    saying where the run stopped and where it resumes (fine-tuning's PPO, REINFORCE and DPO runs alike)."""
+    if it > (run.latest_step() or 0):
+        run.save_checkpoint(it, **objects)
+    return type(exc)(f"at iteration {it}; the run resumes from its checkpoint (iteration {run.latest_step() or 0}) "
+                     f"in {run.path}")
