@@ -25,42 +25,11 @@ import numpy as np
 from rlmusic.abc import Scan
 from rlmusic.rewards.registry import register
 from rlmusic.rewards.syntax import scans_of
+from rlmusic.structure import strain_end_pitches
 
 _BARLINE = re.compile(r"[:|\[\]]+\d*")
 HALF_CADENCE = 0.5  # a strain (not the last) that ends on the dominant: a question the next strain answers
 GUARD_LEVEL = 0.25  # `typical` of the corpus' 5th percentile (measured on 800 tunes: 1st 0.16, 5th 0.25, median 0.51)
-
-
-def _strain_ends(s: Scan, text: str) -> list[int]:
-    """The last melody pitch before each strain end (see the module docstring), the tune's last note included."""
-    last_pitch: dict[int, int] = {}
-    for n in s.melody():
-        last_pitch[n.bar] = n.pitch
-    ends, current, in_first_ending = [], None, False
-    for bar in s.bars:
-        current = last_pitch.get(bar.index, current)
-        m = _BARLINE.match(text, bar.end)
-        token = m.group(0) if m else ""
-        if token.endswith("1") or text.startswith("[1", bar.end + len(token)):
-            in_first_ending = True  # the bar line opens a first ending
-            continue
-        if (":" in token or "||" in token or "|]" in token) and current is not None:
-            if not in_first_ending:
-                ends.append(current)
-            in_first_ending = False
-    melody = s.melody()
-    if melody and not _ends_at_last_note(s, text):  # a tune that stops without a double bar still ends there
-        ends.append(melody[-1].pitch)
-    return ends
-
-
-def _ends_at_last_note(s: Scan, text: str) -> bool:
-    """Whether the tune's last bar line is itself a strain end (so its last note is already counted)."""
-    if not s.bars:
-        return False
-    m = _BARLINE.match(text, s.bars[-1].end)
-    token = m.group(0) if m else ""
-    return ":" in token or "||" in token or "|]" in token
 
 
 @register("cadences")
@@ -73,7 +42,7 @@ def cadences(tunes: list[str], **context) -> list[float | None]:
     """
     out = []
     for tune, s in zip(tunes, scans_of(tunes, context)):
-        ends = _strain_ends(s, tune) if s.key is not None else []
+        ends = strain_end_pitches(s, tune) if s.key is not None else []
         if not ends:
             out.append(None)
             continue

@@ -152,7 +152,7 @@ def cmd_reward_model(args) -> int:
             raise UserError(f"--preferences {path}: no such file")
         choices += read_preferences(path)
     model = preference.train(choices, _checkpoint(args.checkpoint), l2=args.l2, heldout=args.heldout,
-                             seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+                             seed=args.seed, features=args.features, log=lambda m: print(m, file=sys.stderr))
     path = model.save(Path(args.out))
     acc = "not measured" if model.heldout_accuracy is None else \
         f"{model.heldout_accuracy:.3f} on {model.heldout_pairs} held-out pairs"
@@ -252,6 +252,8 @@ def _constrain_flag(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rlmusic.preference import FEATURE_VIEWS
+
     parser = _Parser(prog="python -m rlmusic", description=__doc__.splitlines()[0])
     common = _Parser(add_help=False)
     common.add_argument("--traceback", action="store_true",
@@ -318,10 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rate)
 
     p = sub.add_parser("reward-model", parents=[common], help="learn a reward from preferences.jsonl "
-                                                               "(Bradley-Terry on the pretrained network's features)")
+                                                               "(Bradley-Terry on features of each tune)")
     p.add_argument("--preferences", nargs="+", required=True, help="preferences.jsonl files of `rate`")
     p.add_argument("--checkpoint", help="run whose network gives the features (default: the shipped model)")
     p.add_argument("--out", required=True, help="folder for reward_model.json")
+    p.add_argument("--features", choices=FEATURE_VIEWS, default="both",
+                   help="what the model sees of a tune: the pretrained network's view, the score's (cadences, "
+                        "repeats, intervals, form), or both")
     p.add_argument("--l2", type=_number(float, 0), default=1e-2, help="L2 penalty on the weights")
     p.add_argument("--heldout", type=_number(float, 0, 0.9), default=0.2,
                    help="share of the pairs held out to measure accuracy before the final fit on all")

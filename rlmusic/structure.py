@@ -20,6 +20,7 @@ import re
 from rlmusic.abc import Scan, scan
 
 _BARLINE = re.compile(r"[:|\[\]]+")
+_ENDING_BARLINE = re.compile(r"[:|\[\]]+\d*")  # with a first ending's number: `|1`
 MIN_BARS = 2
 SHARED_FIGURES = 0.25
 
@@ -138,3 +139,30 @@ def meter_consistent(s: Scan, text: str) -> bool | None:
             continue
         return False
     return True
+
+
+def strain_end_pitches(s: Scan, text: str) -> list[int]:
+    """The last melody pitch before each strain end, the tune's last note included: the notes a cadence is heard on.
+
+    A first ending (`|1`, `[1`) leads back into its strain, so its end is not a strain end (the `cadences` reward,
+    rewards/music.py, and the reward model's music view, rlmusic/preference.py, read the cadences here)."""
+    last_pitch: dict[int, int] = {}
+    for n in s.melody():
+        last_pitch[n.bar] = n.pitch
+    ends, current, in_first_ending = [], None, False
+    for bar in s.bars:
+        current = last_pitch.get(bar.index, current)
+        m = _ENDING_BARLINE.match(text, bar.end)
+        token = m.group(0) if m else ""
+        if token.endswith("1") or text.startswith("[1", bar.end + len(token)):
+            in_first_ending = True  # the bar line opens a first ending
+            continue
+        if (":" in token or "||" in token or "|]" in token) and current is not None:
+            if not in_first_ending:
+                ends.append(current)
+            in_first_ending = False
+    melody = s.melody()
+    ends_at_last_note = bool(s.bars) and _is_boundary(text, s.bars[-1].end)  # its last note already counted
+    if melody and not ends_at_last_note:  # a tune that stops without a double bar still ends there
+        ends.append(melody[-1].pitch)
+    return ends
