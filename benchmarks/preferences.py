@@ -4,6 +4,7 @@
         [--json benchmarks/results/preferences.json]
     python benchmarks/preferences.py --finetune [--seeds 0 1 2] [--num 200] [--out runs/preferences]
         [--json benchmarks/results/preference_finetune.json]
+    python benchmarks/preferences.py --merge A.json B.json ... [--json ALL.json]   # --finetune calls, a seed each
 
 The listener's hidden rule: of two tunes it prefers the one with the higher `cadences` + `phrase_repeats` (strains
 that end on the tonic, bars that come back within a strain), and has no preference when they differ by less than
@@ -124,6 +125,8 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=200, help="--finetune: tunes evaluate samples per column")
     ap.add_argument("--data", nargs="+", default=["oneills1850", "ryansMammoth", "airdsAirs", "essenFolksong"],
                     help="--finetune: the real tunes of the corpus column and the realness reference")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="one table of --finetune calls made a seed each (run in parallel, one per core)")
     ap.add_argument("--checkpoint", help="the model to draw pairs from and fine-tune (default: the shipped one)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="--finetune: a setting for both runs on top of their presets (repeatable)")
@@ -131,6 +134,8 @@ def main() -> None:
     from rlmusic.rundir import shipped_model
 
     args.checkpoint = Path(args.checkpoint) if args.checkpoint else shipped_model()
+    if args.merge:
+        return merge_main(args)
     if args.finetune:
         return finetune_main(args)
 
@@ -141,8 +146,9 @@ def main() -> None:
     views = fit_views(choices, args.checkpoint, args.seeds, folder)
     print(hardware_line())
     print(f"{len(choices)} pairs labelled by the rule (a {kinds['a']}, b {kinds['b']}, none {kinds['none']})")
-    print(f"held-out agreement with the rule, mean +- std over {len(args.seeds)} seeds "
-          f"({views['both'][0]['heldout_pairs']} decided pairs each); target >= 0.85")
+    held = [r["heldout_pairs"] for r in views["both"]]
+    print(f"held-out agreement with the rule, mean +- std over {len(args.seeds)} seeds ({min(held)}-{max(held)} "
+          f"held-out pairs with a winner); target >= 0.85")
     for view, rows in views.items():
         acc = [r["heldout_accuracy"] for r in rows]
         print(f"  features {view:8s} {np.mean(acc):.3f} +- {np.std(acc):.3f}" + ("  (the default)" * (view == "both")))
@@ -188,6 +194,20 @@ def finetune_main(args) -> None:
     if missing:
         sys.exit(f"error: {missing[0]} is missing: run `python benchmarks/preferences.py --out {folder}` first")
     columns = finetune_and_measure(folder, args.seeds, args.num, args.data, args.checkpoint, args.sets)
+    report(columns, args)
+
+
+def merge_main(args) -> None:
+    """The --finetune JSONs of calls made a seed each (the same --num and --data), joined seed after seed."""
+    parts = [json.loads(Path(f).read_text()) for f in args.merge]
+    if len({(p["num"], tuple(p["data"])) for p in parts}) > 1:
+        sys.exit("error: --merge: the files differ in --num or --data")
+    args.seeds = [s for p in parts for s in p["seeds"]]
+    args.num, args.data = parts[0]["num"], parts[0]["data"]
+    report({name: [c for p in parts for c in p["columns"][name]] for name in parts[0]["columns"]}, args)
+
+
+def report(columns: dict[str, list[dict]], args) -> None:
     print(hardware_line())
     print(f"{len(args.seeds)} seeds, {args.num} tunes per column, sampled under the grammar's mask")
     print_finetune_table(columns)

@@ -31,14 +31,9 @@ def decided_pairs(choices: list[dict]) -> list[tuple[str, str]]:
 
 def encode_batch(vocab, tunes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(ids [B, T], mask [B, T - 1]) of the tunes, padded: the mask marks the characters predicted."""
-    ids = [vocab.encode(t, what="a tune of the preferences") for t in tunes]
-    width = max(2, max(len(x) for x in ids))
-    out = np.zeros((len(ids), width), np.int32)
-    mask = np.zeros((len(ids), width - 1), np.float32)
-    for i, x in enumerate(ids):
-        out[i, :len(x)] = x
-        mask[i, :len(x) - 1] = 1.0
-    return out, mask
+    ids, lengths = vocab.encode_padded(tunes, what="a tune of the preferences", width=2)
+    mask = (np.arange(ids.shape[1] - 1)[None, :] < (lengths[:, None] - 1)).astype(np.float32)
+    return ids, mask
 
 
 def sequence_logp(model, ids, mask):

@@ -170,14 +170,9 @@ def _batches(vocab, texts: list[str], first: int, batch: int = 32):
     """Batches of (ids [B, T+1], mask [B, T]): the mask holds the predictions of each text's characters from
     index `first` + 1 to its end."""
     for i in range(0, len(texts), batch):
-        chunk = texts[i:i + batch]
-        width = max(len(t) for t in chunk)
-        ids = np.zeros((len(chunk), width), np.int32)
-        mask = np.zeros((len(chunk), width - 1), np.float32)
-        for r, t in enumerate(chunk):
-            ids[r, :len(t)] = vocab.encode(t)
-            mask[r, first:len(t) - 1] = 1.0
-        yield ids, mask
+        ids, lengths = vocab.encode_padded(texts[i:i + batch])
+        steps = np.arange(ids.shape[1] - 1)[None, :]
+        yield ids, ((steps >= first) & (steps < lengths[:, None] - 1)).astype(np.float32)
 
 
 def nll_bits_per_char(model, vocab, tunes: list[str]) -> tuple[float | None, int]:

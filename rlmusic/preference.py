@@ -92,12 +92,8 @@ def network_features(model, vocab, tunes: list[str], batch: int = 32) -> np.ndar
 
     out = []
     for start in range(0, len(tunes), batch):
-        ids = [vocab.encode(t, what="a tune of the preferences") for t in tunes[start:start + batch]]
-        width = max(1, max(len(x) for x in ids))
-        tokens = np.zeros((len(ids), width), np.int32)
-        mask = np.zeros((len(ids), width), np.float32)
-        for i, x in enumerate(ids):
-            tokens[i, :len(x)], mask[i, :len(x)] = x, 1.0
+        tokens, lengths = vocab.encode_padded(tunes[start:start + batch], what="a tune of the preferences")
+        mask = (np.arange(tokens.shape[1])[None, :] < lengths[:, None]).astype(np.float32)
         x = model.embedding(tf.constant(tokens))
         for lstm in model.lstms:
             x, _, _ = lstm(x, training=False)

@@ -40,6 +40,15 @@ class Vocab:
                             f"{', '.join(repr(c) for c in missing)}")
         return np.fromiter((self.index[c] for c in text), dtype=np.int32, count=len(text))
 
+    def encode_padded(self, texts: list[str], what: str = "text", width: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [B, W], lengths [B]) of the texts, zero-padded to the longest (and to `width` at least)."""
+        encoded = [self.encode(t, what) for t in texts]
+        lengths = np.array([len(x) for x in encoded], np.int32)
+        ids = np.zeros((len(encoded), max(width, int(lengths.max(initial=0)))), np.int32)
+        for i, x in enumerate(encoded):
+            ids[i, :len(x)] = x
+        return ids, lengths
+
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
