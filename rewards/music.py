@@ -42,14 +42,41 @@ def cadences(tunes: list[str], **context) -> list[float | None]:
     """
     out = []
     for tune, s in zip(tunes, scans_of(tunes, context)):
-        ends = strain_end_pitches(s, tune) if s.key is not None else []
-        if not ends:
+        credit = _cadence_credits(s, tune)
+        out.append(sum(credit) / len(credit) if credit else None)
+    return out
+
+
+def _cadence_credits(s: Scan, tune: str) -> list[float]:
+    """Per strain end (the tune's end included): 1 on the tonic, HALF_CADENCE on the dominant before the last, else
+    0. Empty without notes or key."""
+    ends = strain_end_pitches(s, tune) if s.key is not None else []
+    tonic, dominant = (s.key.tonic, (s.key.tonic + 7) % 12) if s.key is not None else (None, None)
+    return [1.0 if p % 12 == tonic else HALF_CADENCE if p % 12 == dominant and i < len(ends) - 1 else 0.0
+            for i, p in enumerate(ends)]
+
+
+STRAIN_BARS = 8  # the tradition's commonest strain: a tune of 16 written bars is expected to close 2 strains
+
+
+@register("strain_cadences")
+def strain_cadences(tunes: list[str], **context) -> list[float | None]:
+    """`cadences` counted against the strains a tune of its length should close, in [0, 1]; None as `cadences`.
+
+    The cadence credit of the strain ends (1 on the tonic, 1/2 for a half cadence on the dominant before the last)
+    divided by max(strain ends, bars with notes / 8 rounded, 1): a tune cannot earn it by marking fewer strains,
+    the cheapest route to `cadences` (docs/measurements.md: a policy trained on it dropped the second strain).
+    Examples, `K:D`: `|:DFAF d2d2|DFAF d2d2:||:fafe dBd2|fafe dBd2:|` -> 1.0 (two strains of 2 bars, both home);
+    `DFAF d2d2|...` 16 bars with no strain mark, ending on D -> 0.5 (one cadence where two were due).
+    """
+    out = []
+    for tune, s in zip(tunes, scans_of(tunes, context)):
+        credit = _cadence_credits(s, tune)
+        if not credit:
             out.append(None)
             continue
-        tonic, dominant = s.key.tonic, (s.key.tonic + 7) % 12
-        credit = [1.0 if p % 12 == tonic else HALF_CADENCE if p % 12 == dominant and i < len(ends) - 1 else 0.0
-                  for i, p in enumerate(ends)]
-        out.append(sum(credit) / len(credit))
+        expected = max(len(credit), round(len({n.bar for n in s.melody()}) / STRAIN_BARS), 1)
+        out.append(sum(credit) / expected)
     return out
 
 
@@ -64,22 +91,41 @@ def _steps(s: Scan):
     return step
 
 
-def _strain_figures(s: Scan, text: str) -> list[list[tuple[int, ...]]]:
-    """Per strain, the pattern of scale steps of each of its bars (bars with fewer than 2 notes give no figure)."""
+def _strain_figures(s: Scan, text: str) -> list[list[tuple[tuple[int, ...], int]]]:
+    """Per strain, (pattern of scale steps, offset of the end of its last note) of each of its bars (bars with
+    fewer than 2 notes give no figure)."""
     step = _steps(s)
-    pitches: dict[int, list[int]] = {}
+    notes: dict[int, list] = {}
     for n in s.melody():
-        pitches.setdefault(n.bar, []).append(step(n.pitch))
-    out: list[list[tuple[int, ...]]] = [[]]
+        notes.setdefault(n.bar, []).append(n)
+    out: list[list[tuple[tuple[int, ...], int]]] = [[]]
     for bar in s.bars:
-        p = pitches.get(bar.index, [])
-        if len(p) >= 2:
-            out[-1].append(tuple(b - a for a, b in zip(p, p[1:])))
+        ns = notes.get(bar.index, [])
+        if len(ns) >= 2:
+            p = [step(n.pitch) for n in ns]
+            out[-1].append((tuple(b - a for a, b in zip(p, p[1:])), ns[-1].span[1]))
         m = _BARLINE.match(text, bar.end)
         token = m.group(0) if m else ""
         if (":" in token or "||" in token or "|]" in token) and out[-1]:
             out.append([])
     return [f for f in out if len(f) >= 2]
+
+
+def _repeat_hits(s: Scan, text: str) -> tuple[list[int], int] | None:
+    """(offsets of the bars that repeat or sequence an earlier bar of their strain, or whose two-bar figure with
+    the bar before does; bars after each strain's first) or None without a strain of 2 bars."""
+    strains = _strain_figures(s, text)
+    if not strains:
+        return None
+    hits, total = [], 0
+    for bars in strains:
+        figs = [f for f, _ in bars]
+        for i in range(1, len(figs)):
+            pairs = set(zip(figs[:i - 1], figs[1:i]))
+            if figs[i] in figs[:i] or (figs[i - 1], figs[i]) in pairs:
+                hits.append(bars[i][1])
+            total += 1
+    return hits, total
 
 
 @register("phrase_repeats")
@@ -93,20 +139,28 @@ def phrase_repeats(tunes: list[str], **context) -> list[float | None]:
     """
     out = []
     for tune, s in zip(tunes, scans_of(tunes, context)):
-        strains = _strain_figures(s, tune)
-        if not strains:
-            out.append(None)
-            continue
-        hits = total = 0
-        for figs in strains:
-            for i in range(1, len(figs)):
-                earlier = figs[:i]
-                pair = (figs[i - 1], figs[i])
-                pairs = set(zip(figs[:i - 1], figs[1:i]))
-                hits += figs[i] in earlier or pair in pairs
-                total += 1
-        out.append(hits / total if total else None)
+        got = _repeat_hits(s, tune)
+        out.append(len(got[0]) / got[1] if got and got[1] else None)
     return out
+
+
+@register("phrase_repeats_dense")
+def phrase_repeats_dense(tunes: list[str], **context) -> list[float | None]:
+    """`phrase_repeats`, with its credit also placed where it is earned (with `dense_coef`): +1 at the last note of
+    each bar that comes back, so that a policy that rarely writes a repeat finds the step that wrote one.
+
+    The end-of-tune score is `phrase_repeats`' own. Example: `|:ABcA|BAGB|ABcA|d2c2:|` -> 1/3, and +1 at the
+    third bar's last note.
+    """
+    return phrase_repeats(tunes, **context)
+
+
+def _phrase_repeats_per_note(tunes: list[str], **context) -> list[list[tuple[int, float]]]:
+    return [[(at, 1.0) for at in (_repeat_hits(s, tune) or ([], 0))[0]]
+            for tune, s in zip(tunes, scans_of(tunes, context))]
+
+
+phrase_repeats_dense.per_note = _phrase_repeats_per_note
 
 
 @functools.lru_cache(maxsize=1)

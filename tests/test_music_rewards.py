@@ -37,6 +37,36 @@ def test_cadences(body, expected):
     assert score("cadences", [head + body]) == [expected]
 
 
+STRAIN_CADENCES = [
+    # two marked strains of 2 bars each, both home: as many cadences as strains due
+    ("|:DFAF d2d2|DFAF d2d2:||:fafe dBd2|fafe dBd2:|", 1.0),
+    # 16 bars and no strain mark, ending on D: one cadence where 16 / 8 = 2 were due
+    ("DFAF d2d2|" * 15 + "fafe dBd2|", 0.5),
+    # the same 16 bars with a double bar after the eighth, both strains home: the credit is back
+    ("DFAF d2d2|" * 7 + "DFAF d2d2||" + "DFAF d2d2|" * 7 + "fafe dBd2|]", 1.0),
+    # 8 bars, one strain on the dominant... the last: no half credit for the tune's own end
+    ("DFAF d2d2|" * 7 + "fafe dBA2|]", 0.0),
+    # 24 bars, two marked strains home: 3 were due (24 / 8), so 2 of 3
+    ("DFAF d2d2|" * 11 + "DFAF d2d2||" + "DFAF d2d2|" * 11 + "fafe dBd2|]", 2 / 3),
+    # a short tune (4 bars) still owes one cadence, and has it
+    ("DFAF d2d2|fafe dBd2|DFAF d2d2|fafe dBd2|]", 1.0),
+    # no notes: the rule does not apply
+    ("z8|z8|]", None),
+]
+
+
+@pytest.mark.parametrize("body,expected", STRAIN_CADENCES)
+def test_strain_cadences(body, expected):
+    got = score("strain_cadences", [HEAD + body])[0]
+    assert got == (expected if expected is None else pytest.approx(expected))
+
+
+def test_strain_cadences_equal_cadences_when_the_strains_are_all_there():
+    # the two rewards differ only where a tune closes fewer strains than its length asks for
+    tunes = [HEAD + body for body, _ in CADENCES if not body.startswith("K:")]
+    assert score("strain_cadences", tunes) == score("cadences", tunes)
+
+
 PHRASES = [
     # the third bar repeats the first; the second and the fourth bring new figures: 1 of 3 bars after the first
     ("|:ABcA|BAGB|ABcA|d2c2:|", 1 / 3),
@@ -60,6 +90,31 @@ PHRASES = [
 def test_phrase_repeats(body, expected):
     (got,) = score("phrase_repeats", [HEAD + body])
     assert got is None if expected is None else got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("body,expected", PHRASES)
+def test_phrase_repeats_dense_scores_as_phrase_repeats(body, expected):
+    assert score("phrase_repeats_dense", [HEAD + body]) == score("phrase_repeats", [HEAD + body])
+
+
+@pytest.mark.parametrize("body,bars", [
+    # the third bar repeats the first: +1 where the third bar's last note ends
+    ("|:ABcA|BAGB|ABcA|d2c2:|", [3]),
+    # bars 3 and 4 state the opening phrase again: +1 at each
+    ("|:ABcA|FEDF|ABcA|FEDF:|", [3, 4]),
+    # nothing comes back: no credit anywhere
+    ("|:DEFG|Adfa|gecA|d4:|", []),
+    # no strain of 2 bars with figures: no credit
+    ("|:d8|D8:|", []),
+])
+def test_phrase_repeats_dense_credit_lands_at_the_bar_that_comes_back(body, bars):
+    from rlmusic.rewards.registry import get
+
+    tune = HEAD + body
+    # the offset just after each bar's last note: where its closing bar line (`|` or `:|`) starts
+    ends = [i for i, c in enumerate(tune) if c in "|:" and i > len(HEAD) and tune[i - 1] not in "|:"]
+    (credits,) = get("phrase_repeats_dense").fn.per_note([tune])
+    assert credits == [(ends[k - 1], 1.0) for k in bars]
 
 
 def _reference():
