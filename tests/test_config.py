@@ -106,8 +106,10 @@ def test_every_finetune_preset_loads_and_names_real_rewards():
     assert {"default", "tiny", "sequence_tutor"} <= {p.stem for p in presets}
     designs = sorted((root / "benchmarks" / "presets").glob("*.yaml"))  # the reward designs the README measures
     assert {"form_soft", "form_pi", "form_share"} <= {p.stem for p in designs}
+    # what the preference designs leave to each run (benchmarks/preferences.py sets them): a folder and a file
+    per_run = {"preference": ["preference_model=RM"], "preference_dpo": ["preferences=prefs.jsonl"]}
     for p in presets + designs:
-        cfg = config.load(FinetuneConfig, p)
+        cfg = config.load(FinetuneConfig, p, per_run.get(p.stem))
         for name in cfg.rewards:
             get(name)
 
