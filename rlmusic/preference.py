@@ -1,4 +1,4 @@
-"""A reward learned from a listener's choices: Bradley-Terry over the pretrained network's view of a tune.
+"""A reward learned from a listener's choices: Bradley-Terry over what the score shows and the pretrained network hears.
 
     python -m rlmusic reward-model --preferences DIR/preferences.jsonl --out RM [--checkpoint pretrained]
     python -m rlmusic finetune --set rewards.preference=1.0 --set preference_model=RM
@@ -13,9 +13,9 @@ A tune's features are one of three views (`features`):
 - "both" (the default): the two side by side.
 
 Measured with a synthetic listener who prefers cadences on the tonic and bars that come back (benchmarks/
-preferences.py, docs/measurements.md): the network view alone ranks held-out pairs as the listener does about 70 %
-of the time. A linear read-out of its states hardly says whether a strain ends on the tonic (R^2 0.28), the
-listener's main criterion; the music view says it directly.
+preferences.py, docs/measurements.md): the music view ranks held-out pairs as the listener does 95 % of the time,
+both views 88 %, the network view alone 61 %: whether a strain ends on the tonic, the listener's main criterion,
+is one feature of the music view and no simple direction in the network's averaged outputs.
 
 The probability that a listener prefers tune a to tune b is
 sigmoid(w . (f(a) - f(b))) (Bradley and Terry 1952, as the reward models of RLHF), a "no preference" a target of
