@@ -155,12 +155,12 @@ def main() -> None:
     if args.json:
         from rlmusic.files import atomic_write_text
 
+        accuracy = {v: [r["heldout_accuracy"] for r in rows] for v, rows in views.items()}
         atomic_write_text(Path(args.json), json.dumps({
             **hardware(), "command": "python benchmarks/preferences.py " + " ".join(sys.argv[1:]),
             "pairs": len(choices), "choices": kinds, "views": views,
-            **{f"mean_accuracy_{v}": float(np.mean([r["heldout_accuracy"] for r in rows])) for v, rows in views.items()},
-            **{f"std_accuracy_{v}": float(np.std([r["heldout_accuracy"] for r in rows])) for v, rows in views.items()}},
-            indent=1))
+            **{f"mean_accuracy_{v}": float(np.mean(a)) for v, a in accuracy.items()},
+            **{f"std_accuracy_{v}": float(np.std(a)) for v, a in accuracy.items()}}, indent=1))
 
 
 def fit_views(choices: list[dict], checkpoint: Path, seeds: list[int], folder: Path) -> dict[str, list[dict]]:

@@ -1,4 +1,4 @@
-"""A reward learned from a listener's choices: Bradley-Terry over what the score shows and the pretrained network hears.
+"""A reward learned from a listener's choices: Bradley-Terry over what the score shows and the network hears.
 
     python -m rlmusic reward-model --preferences DIR/preferences.jsonl --out RM [--checkpoint pretrained]
     python -m rlmusic finetune --set rewards.preference=1.0 --set preference_model=RM
