@@ -131,3 +131,18 @@ def test_float16_pretraining_runs_with_loss_scaling(tmp_path):
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # put back after the run
     assert cli("sample", "--checkpoint", out, "--num", 1, "--max-length", 20)[0] == 0
+
+
+def test_one_cpu_still_gets_two_inter_op_threads():
+    # pinned to one CPU, TensorFlow would give its inter-op pool one thread, which the compiled collection loop
+    # holds while a reward that runs TensorFlow (the discriminator) waits for one: a hang (rlmusic/_tf.py)
+    import os
+    import subprocess
+    import sys
+
+    code = ("from rlmusic._tf import tf; import os; "
+            "print(len(os.sched_getaffinity(0)), tf.config.threading.get_inter_op_parallelism_threads())")
+    one_cpu = sorted(os.sched_getaffinity(0))[:1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         preexec_fn=lambda: os.sched_setaffinity(0, one_cpu)).stdout.split()
+    assert out == ["1", "2"]

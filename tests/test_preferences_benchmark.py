@@ -24,7 +24,10 @@ def test_listener_reward_model_then_ppo_and_dpo(tiny_run, data_dir, tmp_path):
     assert all(x["choice"] in ("a", "b", "none") and x["a"] and x["b"] for x in lines)
     result = json.loads((tmp_path / "p.json").read_text())
     assert result["pairs"] == 24 and sum(result["choices"].values()) == 24
-    assert 0 <= result["seeds"][0]["heldout_accuracy"] <= 1
+    # the reward model's held-out agreement in each feature view (a tiny corpus may leave no held-out winner)
+    assert set(result["views"]) == {"both", "network", "music"}
+    assert all(r["heldout_accuracy"] is None or 0 <= r["heldout_accuracy"] <= 1 for v in result["views"].values()
+               for r in v)
     from rlmusic.preference import MODEL_FILE
 
     assert (out / "rm-seed0" / MODEL_FILE).is_file()
