@@ -50,8 +50,10 @@ def cadences(tunes: list[str], **context) -> list[float | None]:
 def _cadence_credits(s: Scan, tune: str) -> list[float]:
     """Per strain end (the tune's end included): 1 on the tonic, HALF_CADENCE on the dominant before the last, else
     0. Empty without notes or key."""
-    ends = strain_end_pitches(s, tune) if s.key is not None else []
-    tonic, dominant = (s.key.tonic, (s.key.tonic + 7) % 12) if s.key is not None else (None, None)
+    if s.key is None:
+        return []
+    ends = strain_end_pitches(s, tune)
+    tonic, dominant = s.key.tonic, (s.key.tonic + 7) % 12
     return [1.0 if p % 12 == tonic else HALF_CADENCE if p % 12 == dominant and i < len(ends) - 1 else 0.0
             for i, p in enumerate(ends)]
 
