@@ -105,9 +105,7 @@ def finetune_and_measure(folder: Path, seeds: list[int], num: int, data: list[st
 
 
 def print_finetune_table(columns: dict[str, list[dict]]) -> None:
-    def cell(values):
-        values = [v for v in values if v is not None]
-        return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if values else "-"
+    from reward_designs import cell  # noqa: E402 (mean +- std over the seeds, as the designs table writes it)
 
     print("| metric | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
