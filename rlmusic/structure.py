@@ -25,10 +25,15 @@ MIN_BARS = 2
 SHARED_FIGURES = 0.25
 
 
-def _is_boundary(text: str, end: int) -> bool:
-    m = _BARLINE.match(text, end)
-    token = m.group(0) if m else ""
+def closes_strain(token: str) -> bool:
+    """Whether a bar-line token ends a strain: a repeat sign or a double bar."""
     return ":" in token or "||" in token or "|]" in token
+
+
+def is_boundary(text: str, end: int) -> bool:
+    """Whether the bar line at `end` (a bar's end offset) ends a strain."""
+    m = _BARLINE.match(text, end)
+    return closes_strain(m.group(0) if m else "")
 
 
 def strains(s: Scan, text: str) -> list[list[tuple[int, ...]]]:
@@ -40,7 +45,7 @@ def strains(s: Scan, text: str) -> list[list[tuple[int, ...]]]:
     for bar in s.bars:
         if len(figures.get(bar.index, [])) >= 2:
             out[-1].append(tuple(figures[bar.index]))
-        if _is_boundary(text, bar.end) and out[-1]:
+        if is_boundary(text, bar.end) and out[-1]:
             out.append([])
     return [st for st in out if len(st) >= MIN_BARS]
 
@@ -120,7 +125,7 @@ def _sections(s: Scan, text: str) -> list[tuple[tuple, bool]]:
             current.append(tuple(figures[bar.index]))
         m = _BARLINE.match(text, bar.end)
         token = m.group(0) if m else ""
-        if (":" in token or "||" in token or "|]" in token or i == len(bars) - 1) and current:
+        if (closes_strain(token) or i == len(bars) - 1) and current:
             out.append((tuple(current), token.startswith(":")))
             current = []
     return out
@@ -134,7 +139,7 @@ def meter_consistent(s: Scan, text: str) -> bool | None:
     if len(bars) < 3:
         return None
     for i, b in enumerate(bars):
-        edge = i in (0, len(bars) - 1) or _is_boundary(text, b.end) or _is_boundary(text, bars[i - 1].end)
+        edge = i in (0, len(bars) - 1) or is_boundary(text, b.end) or is_boundary(text, bars[i - 1].end)
         if abs(b.duration - b.expected) < 1e-6 or (edge and b.duration < b.expected):
             continue
         return False
@@ -157,12 +162,12 @@ def strain_end_pitches(s: Scan, text: str) -> list[int]:
         if token.endswith("1") or text.startswith("[1", bar.end + len(token)):
             in_first_ending = True  # the bar line opens a first ending
             continue
-        if (":" in token or "||" in token or "|]" in token) and current is not None:
+        if closes_strain(token) and current is not None:
             if not in_first_ending:
                 ends.append(current)
             in_first_ending = False
     melody = s.melody()
-    ends_at_last_note = bool(s.bars) and _is_boundary(text, s.bars[-1].end)  # its last note already counted
+    ends_at_last_note = bool(s.bars) and is_boundary(text, s.bars[-1].end)  # its last note already counted
     if melody and not ends_at_last_note:  # a tune that stops without a double bar still ends there
         ends.append(melody[-1].pitch)
     return ends
