@@ -36,7 +36,7 @@ class Preference:
                 raise UserError("reward preference has no reward model: set preference_model=DIR (a folder "
                                 "`rlmusic reward-model` wrote)")
             self.use(self.folder)
-        return self.model.score(tunes)
+        return self.model.score(tunes, context.get("scans"))
 
 
 PREFERENCE = Preference()

@@ -45,19 +45,20 @@ MODEL_FILE = "reward_model.json"
 FEATURE_VIEWS = ("both", "network", "music")
 
 
-def tune_features(model, vocab, tunes: list[str], view: str = "both") -> np.ndarray:
-    """[N, D]: the features of each tune in the view named (see the module docstring)."""
+def tune_features(model, vocab, tunes: list[str], view: str = "both", scans=None) -> np.ndarray:
+    """[N, D]: the features of each tune in the view named (see the module docstring); `scans`, the tunes' scans
+    if the caller has them (a reward's context), spares the music view scanning them again."""
     parts = []
     if view in ("network", "both"):
         parts.append(network_features(model, vocab, tunes))
     if view in ("music", "both"):
-        parts.append(music_features(tunes))
+        parts.append(music_features(tunes, scans))
     if not parts:
         raise UserError(f"features {view!r}: not one of {', '.join(FEATURE_VIEWS)}")
     return np.concatenate(parts, axis=1)
 
 
-def music_features(tunes: list[str]) -> np.ndarray:
+def music_features(tunes: list[str], scans=None) -> np.ndarray:
     """[N, D]: the realness discriminator's feature view of each tune, then the share of its strain ends on each
     scale degree (12 bins, semitones above the tonic), its last note's degree (one-hot), and the shares of bars
     after each strain's first that repeat an earlier bar of the strain, at its pitch or moved (the same intervals)."""
@@ -66,8 +67,7 @@ def music_features(tunes: list[str]) -> np.ndarray:
     from rlmusic.structure import strain_end_pitches, strains
 
     rows = []
-    for tune in tunes:
-        s = scan(tune)
+    for tune, s in zip(tunes, scans or [scan(t) for t in tunes]):
         tonic = s.key.tonic if s.key is not None else 0
         ends = [(p - tonic) % 12 for p in strain_end_pitches(s, tune)]
         degrees = np.bincount(ends, minlength=12) / max(1, len(ends))
@@ -122,12 +122,12 @@ class PreferenceModel:
     def scores_of(self, features: np.ndarray) -> np.ndarray:
         return ((features - np.array(self.mean)) / np.array(self.std)) @ np.array(self.w)
 
-    def score(self, tunes: list[str]) -> list[float]:
+    def score(self, tunes: list[str], scans=None) -> list[float]:
         """The learned score of each tune (the network is loaded on first use)."""
         if self._net is None:
             self._net = load_features_model(Path(self.checkpoint), self.vocab_sha256)
         model, vocab = self._net
-        return [float(s) for s in self.scores_of(tune_features(model, vocab, tunes, self.features))]
+        return [float(s) for s in self.scores_of(tune_features(model, vocab, tunes, self.features, scans))]
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
