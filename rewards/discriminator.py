@@ -21,9 +21,14 @@ music21's corpus. For other settings, make your own and name it by path:
 Its weights are not checkpointed: a resumed run trains a new one from the policy's next `warmup` tunes. It is
 measured against the realness metrics of `evaluate` (a different classifier: scikit-learn on n-grams and
 features) in docs/evaluation.md.
+
+`realness_odds` is the guard built from those same scikit-learn classifiers instead (`OddsGuard`): their log-odds,
+refit in the loop, weighted into the mix as a charge for drifting from the corpus.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -120,7 +125,86 @@ class Discriminator:
         return [float(s) for s in scores]
 
 
+class OddsGuard:
+    """The log-odds that a tune is real under two linear discriminators refit against the tunes it scores.
+
+    Where `Discriminator` is a network that keeps up with the policy, this is the pair of classifiers `evaluate`
+    measures realness with (rlmusic/realness.py: character 1-5-grams with TF-IDF, and the scanner's musical
+    features, each a logistic regression), refit every `refit_every` scored tunes on the last `memory` of them
+    (label 0) against as many real tunes drawn afresh (label 1). A tune's score is the two views' mean log-odds
+    of "real", clipped to +-`clip` and mapped linearly onto [0, 1] (0.5: the classifiers cannot tell).
+
+    Why log-odds: a calibrated classifier's log-odds is log p_real(x) / p_policy(x), so its mean over the
+    policy's tunes is minus the KL from the policy's distribution to the corpus' in the classifiers' view
+    (GAIL's and AIRL's reward). Weighted into the mix it is a penalty for every step away from the tradition that
+    the classifiers can see, against whatever the other rewards pay for it; the probability `realness` returns
+    flattens near 0 and 1, where the gradient is needed most. C is 1 (smoother than evaluate's 10: a reward must
+    not swing with one fit's noise). Until `warmup` tunes are seen it scores 0.5.
+    """
+
+    def __init__(self, real: list[str] | None = None, memory: int = 256, refit_every: int = 64,
+                 warmup: int = 64, clip: float = 3.0, seed: int = 0):
+        self._real = real
+        self.memory, self.refit_every, self.warmup, self.clip = memory, refit_every, warmup, clip
+        self.rng = np.random.default_rng(seed)
+        self.recent: list[str] = []
+        self.since = 0
+        self.views = None  # (text pipeline, feature pipeline) once fitted
+        self.fitted = 0
+        self.lock = threading.Lock()  # environments may score from several threads
+
+    real = Discriminator.real
+
+    def fit(self) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from rlmusic.realness import normalise
+
+        real = [self.real[i] for i in self.rng.choice(len(self.real), size=len(self.recent))]
+        tunes = self.recent + real
+        y = np.array([0] * len(self.recent) + [1] * len(real))
+        text = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 5), min_df=2, sublinear_tf=True),
+                             LogisticRegression(C=1.0, max_iter=3000))
+        text.fit([normalise(t) for t in tunes], y)
+        features = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))
+        features.fit(self.feature_rows(tunes), y)
+        self.views = (text, features)
+        self.fitted += 1
+
+    @staticmethod
+    def feature_rows(tunes: list[str], scans=None) -> np.ndarray:
+        from rlmusic.abc import scan
+        from rlmusic.realness import feature_vector
+
+        scans = scans or [scan(t) for t in tunes]
+        return np.stack([feature_vector(s, t) for s, t in zip(scans, tunes)])
+
+    def log_odds(self, tunes: list[str], scans=None) -> np.ndarray:
+        """The two views' mean log-odds of "real" (0 before the first fit)."""
+        if self.views is None:
+            return np.zeros(len(tunes))
+        from rlmusic.realness import normalise
+
+        text, features = self.views
+        return 0.5 * (text.decision_function([normalise(t) for t in tunes])
+                      + features.decision_function(self.feature_rows(tunes, scans)))
+
+    def __call__(self, tunes: list[str], **context) -> list[float]:
+        with self.lock:
+            odds = np.clip(self.log_odds(tunes, context.get("scans")), -self.clip, self.clip)
+            self.recent = (self.recent + list(tunes))[-self.memory:]
+            self.since += len(tunes)
+            if len(self.recent) >= self.warmup and (self.views is None or self.since >= self.refit_every):
+                self.fit()
+                self.since = 0
+        return [float(0.5 + o / (2 * self.clip)) for o in odds]
+
+
 _DEFAULT: Discriminator | None = None
+_ODDS: OddsGuard | None = None
 
 
 @register("realness")
@@ -135,3 +219,18 @@ def realness(tunes: list[str], **context) -> list[float]:
     if _DEFAULT is None:
         _DEFAULT = Discriminator()
     return _DEFAULT(tunes, **context)
+
+
+@register("realness_odds")
+def realness_odds(tunes: list[str], **context) -> list[float]:
+    """The log-odds that a tune is real under linear discriminators (n-grams, musical features) refit every 64
+    tunes against the last 256 scored, clipped to +-3 and mapped onto [0, 1].
+
+    The realness guard: its mean over the policy's tunes is minus the classifiers' estimate of the KL from the
+    policy to the corpus. 0.5 until 64 tunes are seen. Example: after 64 tunes that hammer one note, such a tune
+    scores near 0 and a scale-wise real reel near 1 (tests/test_discriminator.py).
+    """
+    global _ODDS
+    if _ODDS is None:
+        _ODDS = OddsGuard()
+    return _ODDS(tunes, **context)

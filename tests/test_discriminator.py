@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlmusic.rewards import registry
-from rlmusic.rewards.discriminator import Discriminator
+from rlmusic.rewards.discriminator import Discriminator, OddsGuard
 
 # Real tunes step through a scale; the "policy" writes one note over and over: easy to tell apart.
 REAL = [f"X:{i}\nM:4/4\nK:D\n{'DEFG ABcd|' * 4}dcBA GFED|\n" for i in range(200)]
@@ -71,3 +71,31 @@ def test_by_default_the_real_tunes_are_the_default_corpus():
 
     real = Discriminator().real
     assert len(real) > 10_000 and real[:3] == load_corpus(DEFAULT_SOURCES).tunes[:3]
+
+
+# --- realness_odds: the linear discriminators of evaluate, refit in the loop ---------------------------------
+def test_the_odds_guard_tells_the_policy_s_tunes_from_real_ones():
+    g = OddsGuard(real=REAL, memory=64, refit_every=32, warmup=32)
+    assert g(FAKE[:16]) == [0.5] * 16  # before warmup: no opinion
+    d = g(FAKE[16:32])  # warmup reached: fits, but these were scored before it
+    assert d == [0.5] * 16 and g.fitted == 1
+    for start in range(32, 128, 32):
+        g(FAKE[start:start + 32])
+    assert g.fitted == 4  # every 32 tunes scored
+    real, fake = g(REAL[:8]), g(FAKE[128:136])
+    assert min(real) > 0.8 and max(fake) < 0.2, (real, fake)
+    assert all(0.0 <= s <= 1.0 for s in real + fake)  # clipped log-odds mapped onto [0, 1]
+
+
+def test_the_odds_guard_scores_on_the_log_odds_scale():
+    """0.5 + log-odds / (2 clip): a tune the classifiers find e times likelier real than not scores 0.5 + 1/6."""
+    g = OddsGuard(real=REAL, memory=64, refit_every=1000, warmup=32, clip=3.0)
+    g(FAKE[:32])
+    odds = g.log_odds(FAKE[40:44] + REAL[:4])
+    scores = g(FAKE[40:44] + REAL[:4])
+    np.testing.assert_allclose(scores, 0.5 + np.clip(odds, -3, 3) / 6)
+
+
+def test_realness_odds_is_a_built_in_reward():
+    info = registry.get("realness_odds")
+    assert info.source == "built-in" and "log-odds" in info.summary
