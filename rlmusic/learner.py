@@ -164,6 +164,21 @@ def header_value(tune: str, field: str) -> str:
     return ""
 
 
+LENGTH_BUCKET = 8  # bars of notes per `length` group: a strain's length
+
+
+def group_value(tune: str, field: str) -> str:
+    """The group `neutral_offsets` puts a tune in for `field`: a header field's value (header_value), or for
+    `length` its bars with notes in buckets of LENGTH_BUCKET ("0" for 0-7 bars, "1" for 8-15, ..., "4" for 32 and
+    more), so that writing longer or shorter tunes earns nothing by itself."""
+    if field != "length":
+        return header_value(tune, field)
+    from rlmusic.abc import scan
+
+    bars = len({n.bar for n in scan(tune).melody()})
+    return str(min(bars // LENGTH_BUCKET, 4))
+
+
 def neutral_offsets(tunes: list[str], totals: np.ndarray, fields: list[str]) -> np.ndarray:
     """Per tune, what to add to its reward so that choosing a header value (a key, a meter) earns nothing: for
     each field in turn, the tunes are grouped by its value, and each group's mean reward (shrunk toward the batch
@@ -174,7 +189,7 @@ def neutral_offsets(tunes: list[str], totals: np.ndarray, fields: list[str]) -> 
     totals = np.asarray(totals, np.float64)
     offsets = np.zeros(len(tunes))
     for field in fields:
-        values = [header_value(t, field) for t in tunes]
+        values = [group_value(t, field) for t in tunes]
         residual = totals + offsets
         mean = residual.mean() if len(residual) else 0.0
         for value in set(values):

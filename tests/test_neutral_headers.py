@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rlmusic.learner import NEUTRAL_PRIOR, header_value, neutral_offsets
+from rlmusic.learner import NEUTRAL_PRIOR, group_value, header_value, neutral_offsets
 
 
 @pytest.mark.parametrize("tune,field,value", [
@@ -71,3 +71,29 @@ def test_a_run_with_neutral_headers_logs_the_correction(tmp_path):
     assert code == 0
     rows = [r for r in RunDir(out).read_metrics() if "kl" in r]
     assert rows and rows[-1]["neutral_offset"] >= 0.0
+
+
+@pytest.mark.parametrize("tune,group", [
+    ("X:1\nM:4/4\nK:D\nABcd|", "0"),                              # one bar of notes
+    ("X:1\nM:4/4\nK:D\n" + "ABcd|" * 8, "1"),                     # 8 bars: the second group
+    ("X:1\nM:4/4\nK:D\n" + "ABcd|" * 15 + "z4|", "1"),            # a bar of rests is no bar of notes: 15
+    ("X:1\nM:4/4\nK:D\n|:" + "ABcd|" * 7 + "ABcd:|" + "\n" + "cdef|" * 8, "2"),  # two 8-bar strains
+    ("X:1\nM:4/4\nK:D\n" + "ABcd|" * 64, "4"),                    # 32 bars and more: one group
+    ("X:1\nM:4/4\nK:D\n", "0"),                                   # no notes
+])
+def test_length_groups(tune, group):
+    assert group_value(tune, "length") == group
+
+
+def test_a_longer_tune_gains_nothing_by_its_length():
+    """Long tunes earn 2 and short ones 0: grouped by `length`, the gap shrinks as the key's does."""
+    short, long_ = "X:1\nM:4/4\nK:D\n" + "ABcd|" * 8, "X:1\nM:4/4\nK:D\n" + "ABcd|" * 24
+    totals = np.array([0.0] * 8 + [2.0] * 8)
+    got = totals + neutral_offsets([short] * 8 + [long_] * 8, totals, ["length"])
+    assert got[8:].mean() - got[:8].mean() == pytest.approx(2.0 * NEUTRAL_PRIOR / (8 + NEUTRAL_PRIOR))
+
+
+def test_length_is_a_valid_neutral_field():
+    from rlmusic.finetune import FinetuneConfig
+
+    assert FinetuneConfig(neutral_headers="K,M,length").neutral_headers == "K,M,length"
