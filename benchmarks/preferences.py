@@ -78,22 +78,33 @@ SHOWN = ("rule", "rewards/cadences", "rewards/phrase_repeats", "valid_rate", "kl
          "discriminator_text", "discriminator_features", "ends_with_tonic", "notes_in_repeated_motif", "mean_notes")
 
 
+PRESETS = Path(__file__).parent / "presets"
+PPO_PRESET = (PRESETS / "preference.yaml").resolve()
+
+
+def run_folder(folder: Path, agent: str, preset: Path, seed: int) -> Path:
+    """OUT/ppo-seedS (OUT/dpo-seedS) for the measured presets; OUT/ppo-STEM-seedS for another PPO preset."""
+    return folder / (f"{agent}-seed{seed}" if agent == "dpo" or preset == PPO_PRESET
+                     else f"{agent}-{preset.stem}-seed{seed}")
+
+
 def finetune_and_measure(folder: Path, seeds: list[int], num: int, data: list[str], shipped: Path,
-                         sets: list[str]) -> dict[str, list[dict]]:
+                         sets: list[str], agents=("ppo", "dpo"), ppo_preset: Path = PPO_PRESET
+                         ) -> dict[str, list[dict]]:
     """Steps 3 and 4 of the module docstring: column name -> one metrics dict per seed."""
     from reward_designs import finetune  # noqa: E402 (benchmarks/ is on sys.path: this script's folder)
 
     from rlmusic import evaluate, validity
 
-    presets = Path(__file__).parent / "presets"
-    columns: dict[str, list[dict]] = {"corpus": [], "shipped": [], "ppo": [], "dpo": []}
+    presets = {"ppo": ppo_preset, "dpo": PRESETS / "preference_dpo.yaml"}
+    columns: dict[str, list[dict]] = {"corpus": [], "shipped": [], **{a: [] for a in agents}}
     for seed in seeds:
-        ppo, dpo = folder / f"ppo-seed{seed}", folder / f"dpo-seed{seed}"
-        finetune(shipped, str(presets / "preference.yaml"), ppo,
-                 [f"seed={seed}", f"preference_model={folder / f'rm-seed{seed}'}", *sets])
-        finetune(shipped, str(presets / "preference_dpo.yaml"), dpo,
-                 [f"seed={seed}", f"preferences={folder / 'preferences.jsonl'}", *sets])
-        opts = evaluate.EvaluateConfig(data=data, checkpoint=[str(shipped), str(ppo), str(dpo)], num=num, seed=seed,
+        inputs = {"ppo": f"preference_model={folder / f'rm-seed{seed}'}",  # what each agent learns from
+                  "dpo": f"preferences={folder / 'preferences.jsonl'}"}
+        runs = [run_folder(folder, a, presets[a], seed) for a in agents]
+        for agent, run in zip(agents, runs):
+            finetune(shipped, str(presets[agent]), run, [f"seed={seed}", inputs[agent], *sets])
+        opts = evaluate.EvaluateConfig(data=data, checkpoint=[str(shipped), *map(str, runs)], num=num, seed=seed,
                                        constrain="syntax", reference=str(shipped), rewards="cadences,phrase_repeats",
                                        checker=validity.resolve_checker("auto"))
         got = evaluate.run(opts, log=lambda m: print(m, file=sys.stderr))
@@ -128,6 +139,10 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="the model to draw pairs from and fine-tune (default: the shipped one)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="--finetune: a setting for both runs on top of their presets (repeatable)")
+    ap.add_argument("--agents", nargs="+", choices=["ppo", "dpo"], default=["ppo", "dpo"],
+                    help="--finetune: the runs to make and measure")
+    ap.add_argument("--ppo-preset", type=Path, default=PPO_PRESET,
+                    help="--finetune: the PPO run's preset (another than the default runs into OUT/ppo-STEM-seedS)")
     args = ap.parse_args()
     from rlmusic.rundir import shipped_model
 
@@ -191,7 +206,8 @@ def finetune_main(args) -> None:
                if not p.exists()]
     if missing:
         sys.exit(f"error: {missing[0]} is missing: run `python benchmarks/preferences.py --out {folder}` first")
-    columns = finetune_and_measure(folder, args.seeds, args.num, args.data, args.checkpoint, args.sets)
+    columns = finetune_and_measure(folder, args.seeds, args.num, args.data, args.checkpoint, args.sets,
+                                   args.agents, args.ppo_preset.resolve())
     report(columns, args)
 
 

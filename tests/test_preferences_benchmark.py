@@ -55,3 +55,13 @@ def test_finetune_before_the_labels_is_one_error_line(tiny_run, tmp_path):
     proc = script("--finetune", "--checkpoint", tiny_run, "--seeds", 0, "--out", tmp_path / "none")
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "preferences.jsonl" in proc.stderr
+
+
+def test_another_ppo_preset_runs_into_a_folder_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import preferences
+
+    other = tmp_path / "guarded.yaml"
+    assert preferences.run_folder(tmp_path, "ppo", preferences.PPO_PRESET, 1) == tmp_path / "ppo-seed1"
+    assert preferences.run_folder(tmp_path, "ppo", other, 1) == tmp_path / "ppo-guarded-seed1"  # not the measured run
+    assert preferences.run_folder(tmp_path, "dpo", other, 2) == tmp_path / "dpo-seed2"
