@@ -144,18 +144,23 @@ def phrase_repeats(tunes: list[str], **context) -> list[float | None]:
 
 @register("phrase_repeats_dense")
 def phrase_repeats_dense(tunes: list[str], **context) -> list[float | None]:
-    """`phrase_repeats`, with its credit also placed where it is earned (with `dense_coef`): +1 at the last note of
-    each bar that comes back, so that a policy that rarely writes a repeat finds the step that wrote one.
+    """`phrase_repeats`, with its credit also placed where it is earned (with `dense_coef`): at the last note of
+    each bar that comes back, 1 / the bars that could (so a tune's credits sum to its score), so that a policy
+    that rarely writes a repeat finds the step that wrote one.
 
-    The end-of-tune score is `phrase_repeats`' own. Example: `|:ABcA|BAGB|ABcA|d2c2:|` -> 1/3, and +1 at the
-    third bar's last note.
+    The credits are a share, not a count: +1 per bar paid for length, and a run doubled its tunes' length in 25
+    iterations to write more bars that come back. The end-of-tune score is `phrase_repeats`' own. Example:
+    `|:ABcA|BAGB|ABcA|d2c2:|` -> 1/3, and +1/3 at the third bar's last note.
     """
     return phrase_repeats(tunes, **context)
 
 
 def _phrase_repeats_per_note(tunes: list[str], **context) -> list[list[tuple[int, float]]]:
-    return [[(at, 1.0) for at in (_repeat_hits(s, tune) or ([], 0))[0]]
-            for tune, s in zip(tunes, scans_of(tunes, context))]
+    out = []
+    for tune, s in zip(tunes, scans_of(tunes, context)):
+        hits, candidates = _repeat_hits(s, tune) or ([], 0)
+        out.append([(at, 1.0 / candidates) for at in hits])
+    return out
 
 
 phrase_repeats_dense.per_note = _phrase_repeats_per_note

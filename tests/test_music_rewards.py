@@ -98,9 +98,9 @@ def test_phrase_repeats_dense_scores_as_phrase_repeats(body, expected):
 
 
 @pytest.mark.parametrize("body,bars", [
-    # the third bar repeats the first: +1 where the third bar's last note ends
+    # the third bar repeats the first: 1/3 (3 bars could come back) where the third bar's last note ends
     ("|:ABcA|BAGB|ABcA|d2c2:|", [3]),
-    # bars 3 and 4 state the opening phrase again: +1 at each
+    # bars 3 and 4 state the opening phrase again: 1/3 at each
     ("|:ABcA|FEDF|ABcA|FEDF:|", [3, 4]),
     # nothing comes back: no credit anywhere
     ("|:DEFG|Adfa|gecA|d4:|", []),
@@ -114,7 +114,19 @@ def test_phrase_repeats_dense_credit_lands_at_the_bar_that_comes_back(body, bars
     # the offset just after each bar's last note: where its closing bar line (`|` or `:|`) starts
     ends = [i for i, c in enumerate(tune) if c in "|:" and i > len(HEAD) and tune[i - 1] not in "|:"]
     (credits,) = get("phrase_repeats_dense").fn.per_note([tune])
-    assert credits == [(ends[k - 1], 1.0) for k in bars]
+    assert credits == [(ends[k - 1], pytest.approx(1 / 3)) for k in bars]
+    # the credits sum to the score: a share, so writing more bars earns nothing by itself
+    assert sum(c for _, c in credits) == pytest.approx(score("phrase_repeats", [tune])[0] or 0.0)
+
+
+def test_phrase_repeats_dense_credit_does_not_grow_with_length():
+    """The same 4-bar strain played 1, 2 and 4 times over: more bars come back, the credit stays a share."""
+    from rlmusic.rewards.registry import get
+
+    strain = "ABcA|BAGB|ABcA|d2c2|"
+    totals = [sum(c for _, c in get("phrase_repeats_dense").fn.per_note([HEAD + "|:" + strain * k + ":|"])[0])
+              for k in (1, 2, 4)]
+    assert max(totals) <= 1.0 and totals == sorted(totals)  # a share, growing only as the share grows
 
 
 def _reference():
