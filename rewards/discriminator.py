@@ -156,41 +156,26 @@ class OddsGuard:
     real = Discriminator.real
 
     def fit(self) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        from rlmusic.realness import normalise
+        from rlmusic.realness import classifiers, feature_matrix, normalise
 
         real = [self.real[i] for i in self.rng.choice(len(self.real), size=len(self.recent))]
         tunes = self.recent + real
         y = np.array([0] * len(self.recent) + [1] * len(real))
-        text = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 5), min_df=2, sublinear_tf=True),
-                             LogisticRegression(C=1.0, max_iter=3000))
+        text, features = classifiers(1.0)
         text.fit([normalise(t) for t in tunes], y)
-        features = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))
-        features.fit(self.feature_rows(tunes), y)
+        features.fit(feature_matrix(tunes), y)
         self.views = (text, features)
         self.fitted += 1
-
-    @staticmethod
-    def feature_rows(tunes: list[str], scans=None) -> np.ndarray:
-        from rlmusic.abc import scan
-        from rlmusic.realness import feature_vector
-
-        scans = scans or [scan(t) for t in tunes]
-        return np.stack([feature_vector(s, t) for s, t in zip(scans, tunes)])
 
     def log_odds(self, tunes: list[str], scans=None) -> np.ndarray:
         """The two views' mean log-odds of "real" (0 before the first fit)."""
         if self.views is None:
             return np.zeros(len(tunes))
-        from rlmusic.realness import normalise
+        from rlmusic.realness import feature_matrix, normalise
 
         text, features = self.views
         return 0.5 * (text.decision_function([normalise(t) for t in tunes])
-                      + features.decision_function(self.feature_rows(tunes, scans)))
+                      + features.decision_function(feature_matrix(tunes, scans)))
 
     def __call__(self, tunes: list[str], **context) -> list[float]:
         with self.lock:
