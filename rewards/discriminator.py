@@ -138,14 +138,16 @@ class OddsGuard:
     policy's tunes is minus the KL from the policy's distribution to the corpus' in the classifiers' view
     (GAIL's and AIRL's reward). Weighted into the mix it is a penalty for every step away from the tradition that
     the classifiers can see, against whatever the other rewards pay for it; the probability `realness` returns
-    flattens near 0 and 1, where the gradient is needed most. C is 1 (smoother than evaluate's 10: a reward must
-    not swing with one fit's noise). Until `warmup` tunes are seen it scores 0.5.
+    flattens near 0 and 1, where the gradient is needed most. The text view's C is `text_c` (1 by default,
+    smoother than evaluate's 10: a reward must not swing with one fit's noise). Until `warmup` tunes are seen it
+    scores 0.5.
     """
 
     def __init__(self, real: list[str] | None = None, memory: int = 256, refit_every: int = 64,
-                 warmup: int = 64, clip: float = 3.0, seed: int = 0):
+                 warmup: int = 64, clip: float = 3.0, text_c: float = 1.0, seed: int = 0):
         self._real = real
         self.memory, self.refit_every, self.warmup, self.clip = memory, refit_every, warmup, clip
+        self.text_c = text_c  # evaluate's text view uses 10: sharper, noisier log-odds
         self.rng = np.random.default_rng(seed)
         self.recent: list[str] = []
         self.since = 0
@@ -161,7 +163,7 @@ class OddsGuard:
         real = [self.real[i] for i in self.rng.choice(len(self.real), size=len(self.recent))]
         tunes = self.recent + real
         y = np.array([0] * len(self.recent) + [1] * len(real))
-        text, features = classifiers(1.0)
+        text, features = classifiers(self.text_c)[0], classifiers(1.0)[1]
         text.fit([normalise(t) for t in tunes], y)
         features.fit(feature_matrix(tunes), y)
         self.views = (text, features)

@@ -99,3 +99,12 @@ def test_the_odds_guard_scores_on_the_log_odds_scale():
 def test_realness_odds_is_a_built_in_reward():
     info = registry.get("realness_odds")
     assert info.source == "built-in" and "log-odds" in info.summary
+
+
+def test_the_odds_guard_text_view_takes_evaluate_s_regularisation_when_asked():
+    """text_c=10 fits the text view as evaluate's discriminator does; the features keep C=1 either way."""
+    for c in (1.0, 10.0):
+        g = OddsGuard(real=REAL, memory=32, warmup=32, text_c=c)
+        g(FAKE[:32])
+        text, features = g.views
+        assert (text[-1].C, features[-1].C) == (c, 1.0)
