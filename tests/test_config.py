@@ -95,7 +95,7 @@ def test_every_preset_loads():
         config.load(PretrainConfig, p)
 
 
-def test_every_finetune_preset_loads_and_names_real_rewards():
+def test_every_finetune_preset_loads_and_names_real_rewards(monkeypatch):
     from pathlib import Path
 
     from rlmusic.finetune import FinetuneConfig
@@ -107,7 +107,9 @@ def test_every_finetune_preset_loads_and_names_real_rewards():
     designs = sorted((root / "benchmarks" / "presets").glob("*.yaml"))  # the reward designs the README measures
     assert {"form_soft", "form_pi", "form_share"} <= {p.stem for p in designs}
     # what the preference designs leave to each run (benchmarks/preferences.py sets them): a folder and a file
-    per_run = {"preference": ["preference_model=RM"], "preference_dpo": ["preferences=prefs.jsonl"]}
+    per_run = {"preference": ["preference_model=RM"], "preference_guarded": ["preference_model=RM"],
+               "preference_dpo": ["preferences=prefs.jsonl"]}
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))  # designs name benchmarks/guards.py's rewards by path
     for p in presets + designs:
         cfg = config.load(FinetuneConfig, p, per_run.get(p.stem))
         for name in cfg.rewards:
