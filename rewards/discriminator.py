@@ -163,7 +163,7 @@ class OddsGuard:
         real = [self.real[i] for i in self.rng.choice(len(self.real), size=len(self.recent))]
         tunes = self.recent + real
         y = np.array([0] * len(self.recent) + [1] * len(real))
-        text, features = classifiers(self.text_c)[0], classifiers(1.0)[1]
+        text, features = classifiers(self.text_c)
         text.fit([normalise(t) for t in tunes], y)
         features.fit(feature_matrix(tunes), y)
         self.views = (text, features)
