@@ -9,8 +9,9 @@ fool it. A tune is scored before the discriminator trains on it. Until `warmup` 
 opinion and scores 0.5 (a constant reward teaches nothing). KL control and the gates apply to it as to every
 reward.
 
-The built-in `realness` is one discriminator per process with the defaults below, on the ABC collections of
-music21's corpus. For other settings, make your own and name it by path:
+The built-in `realness` is one discriminator per process with the defaults below, against the real tunes of the
+reward context (`real_tunes`: in `finetune`, the tunes the pretrained model learned from), else the ABC
+collections of music21's corpus. For other settings, make your own and name it by path:
 
     # my_rewards.py
     from rlmusic.rewards.discriminator import Discriminator
@@ -32,6 +33,7 @@ import threading
 
 import numpy as np
 
+from rlmusic.rewards.mix import real_tunes
 from rlmusic.rewards.registry import register
 
 WIDTH = 128  # characters are their code points, clipped: the discriminator needs no vocabulary of its own
@@ -190,22 +192,29 @@ class OddsGuard:
         return [float(0.5 + o / (2 * self.clip)) for o in odds]
 
 
-_DEFAULT: Discriminator | None = None
-_ODDS: OddsGuard | None = None
+_GUARDS: dict[tuple[str, int], tuple[list[str] | None, object]] = {}
+
+
+def _guard(kind: str, make, context: dict):
+    """One guard per process and per set of real tunes (the context's `real_tunes`, else the default collections),
+    made when first needed; the real tunes are kept with it, so their id stays theirs."""
+    real = real_tunes(context)
+    key = (kind, id(real))
+    if key not in _GUARDS:
+        _GUARDS[key] = (real, make(real))
+    return _GUARDS[key][1]
 
 
 @register("realness")
 def realness(tunes: list[str], **context) -> list[float]:
     """Probability a tune is real under a discriminator retrained every 256 tunes against the tunes scored, in [0, 1].
 
-    Learned, not a rule: 0.5 for the first 64 tunes, then the discriminator's sigmoid. Example: after it has
-    scored 64 tunes that hammer one note (`DDDD DDDD|` x 6), such a tune scores near 0 and a scale-wise real reel
-    near 1 (tests/test_discriminator.py).
+    Learned, not a rule: 0.5 for the first 64 tunes, then the discriminator's sigmoid. Real means the context's
+    `real_tunes` (in `finetune`: the pretrained model's training tunes), else the default collections. Example:
+    after it has scored 64 tunes that hammer one note (`DDDD DDDD|` x 6), such a tune scores near 0 and a
+    scale-wise real reel near 1 (tests/test_discriminator.py).
     """
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = Discriminator()
-    return _DEFAULT(tunes, **context)
+    return _guard("realness", lambda real: Discriminator(real), context)(tunes, **context)
 
 
 @register("realness_odds")
@@ -214,10 +223,8 @@ def realness_odds(tunes: list[str], **context) -> list[float]:
     tunes against the last 256 scored, clipped to +-3 and mapped onto [0, 1].
 
     The realness guard: its mean over the policy's tunes is minus the classifiers' estimate of the KL from the
-    policy to the corpus. 0.5 until 64 tunes are seen. Example: after 64 tunes that hammer one note, such a tune
-    scores near 0 and a scale-wise real reel near 1 (tests/test_discriminator.py).
+    policy to the corpus. Real means the context's `real_tunes` (in `finetune`: the pretrained model's training
+    tunes), else the default collections. 0.5 until 64 tunes are seen. Example: after 64 tunes that hammer one
+    note, such a tune scores near 0 and a scale-wise real reel near 1 (tests/test_discriminator.py).
     """
-    global _ODDS
-    if _ODDS is None:
-        _ODDS = OddsGuard()
-    return _ODDS(tunes, **context)
+    return _guard("realness_odds", lambda real: OddsGuard(real), context)(tunes, **context)

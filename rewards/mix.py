@@ -49,8 +49,10 @@ def parse_gates(gates: str | list[str] | None) -> dict[str, float]:
 
 class RewardMix:
     def __init__(self, weights: dict[str, float], gates: str | list[str] | None = None,
-                 time_limit: float | None = DEFAULT_TIME_LIMIT):
+                 time_limit: float | None = DEFAULT_TIME_LIMIT, context: dict | None = None):
         self.weights = dict(weights)
+        self.context = dict(context or {})
+        """Keyword arguments every reward receives (a call's own context wins): `finetune` passes `real_tunes`."""
         self.floors = parse_gates(gates)
         """Each gate's floor: 0 for a hard gate, the `@floor` of a soft one."""
         for g in self.floors:
@@ -77,6 +79,7 @@ class RewardMix:
         """Each reward's score of each tune (one scan per tune, shared by all rewards)."""
         from rlmusic.abc import scan
 
+        context = {**self.context, **context}
         context.setdefault("scans", [scan(t) for t in tunes])
         try:
             per_reward = self._run_all(tunes, context)
@@ -108,6 +111,7 @@ class RewardMix:
         Offsets are in each tune's text, the primer included. Guarded like `score` (time limit, errors named)."""
         from rlmusic.abc import scan
 
+        context = {**self.context, **context}
         context.setdefault("scans", [scan(t) for t in tunes])
         calls = []
         for name in self.dense_names:
@@ -196,3 +200,11 @@ def _checked_credits(info: RewardInfo, fn, tunes: list[str], context: dict) -> l
             raise UserError(f"{where} returned a credit that is not finite")
         out.append(checked)
     return out
+
+
+def real_tunes(context: dict) -> list[str] | None:
+    """The real tunes a reward should compare with: the context's `real_tunes` (a list, or a function returning
+    one; `finetune` passes the pretrained model's training tunes), None when the caller gave none (then a reward
+    falls back to the default collections)."""
+    real = context.get("real_tunes")
+    return real() if callable(real) else real

@@ -17,11 +17,11 @@ Definitions, on the scanner's melody (`rlmusic.abc.scan`; ties merged, chords as
 from __future__ import annotations
 
 import bisect
-import functools
 
 import numpy as np
 
 from rlmusic.abc import Scan
+from rlmusic.rewards.mix import real_tunes
 from rlmusic.rewards.registry import register
 from rlmusic.rewards.syntax import scans_of
 from rlmusic.structure import is_boundary, strain_end_pitches
@@ -166,18 +166,23 @@ def _phrase_repeats_per_note(tunes: list[str], **context) -> list[list[tuple[int
 phrase_repeats_dense.per_note = _phrase_repeats_per_note
 
 
-@functools.lru_cache(maxsize=1)
-def _corpus_features(sample: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
-    """The realness FEATURES of `sample` tunes of the default collections, each sorted (an empirical CDF)."""
-    from rlmusic.abc import scan
-    from rlmusic.corpus import DEFAULT_SOURCES, load_corpus
-    from rlmusic.realness import FEATURES, scalar_features
+_REFERENCES: dict[int, tuple[list[str] | None, dict[str, np.ndarray]]] = {}
 
-    tunes = load_corpus(DEFAULT_SOURCES).tunes
-    rng = np.random.default_rng(seed)
-    chosen = [tunes[i] for i in rng.choice(len(tunes), min(sample, len(tunes)), replace=False)]
-    rows = [f for f in (scalar_features(scan(t)) for t in chosen) if f is not None]
-    return {name: np.sort([r[name] for r in rows]) for name in FEATURES}
+
+def _reference(real: list[str] | None, sample: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
+    """The realness FEATURES of `sample` of the real tunes (None: the default collections), each sorted (an
+    empirical CDF); computed once per set of tunes and process."""
+    if id(real) not in _REFERENCES:
+        from rlmusic.abc import scan
+        from rlmusic.corpus import DEFAULT_SOURCES, load_corpus
+        from rlmusic.realness import FEATURES, scalar_features
+
+        tunes = real if real is not None else load_corpus(DEFAULT_SOURCES).tunes
+        rng = np.random.default_rng(seed)
+        chosen = [tunes[i] for i in rng.choice(len(tunes), min(sample, len(tunes)), replace=False)]
+        rows = [f for f in (scalar_features(scan(t)) for t in chosen) if f is not None]
+        _REFERENCES[id(real)] = (real, {name: np.sort([r[name] for r in rows]) for name in FEATURES})
+    return _REFERENCES[id(real)][1]
 
 
 def typicality(s: Scan, reference: dict[str, np.ndarray]) -> float | None:
@@ -202,13 +207,14 @@ def typicality(s: Scan, reference: dict[str, np.ndarray]) -> float | None:
 @register("typical")
 def typical(tunes: list[str], **context) -> list[float | None]:
     """How typical the tune's shape is of the corpus (range, distinct pitches, step size, notes per bar, bars,
-    note length), in [0, 1]: real tunes average 0.5, outliers score near 0; None without notes.
+    note length), in [0, 1]: real tunes average 0.5, outliers score near 0; None without notes. Real means the
+    context's `real_tunes` (in `finetune`: the pretrained model's training tunes), else the default collections.
 
     The realness guard: a reward bought by writing unlike the tradition (longer, leapier, one note repeated)
     lowers it. The corpus is 2,000 tunes of the default collections, read once per process (`typical_reference=`,
     a dict of sorted feature arrays, replaces it). Example: a tune of 300 bars of one repeated note -> ~0.
     """
-    reference = context.get("typical_reference") or _corpus_features()
+    reference = context.get("typical_reference") or _reference(real_tunes(context))
     return [typicality(s, reference) for s in scans_of(tunes, context)]
 
 

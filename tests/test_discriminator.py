@@ -108,3 +108,45 @@ def test_the_odds_guard_text_view_takes_evaluate_s_regularisation_when_asked():
         g(FAKE[:32])
         text, features = g.views
         assert (text[-1].C, features[-1].C) == (c, 1.0)
+
+
+# --- what "real" means: the reward context's real_tunes (finetune: the pretrained run's training tunes) ---------
+def test_the_built_in_guards_compare_with_the_context_s_real_tunes():
+    from rlmusic.rewards.discriminator import realness_odds
+    from rlmusic.rewards.music import typical
+
+    real = list(REAL)  # a list of its own: one guard per set of real tunes
+    for start in range(0, 128, 32):
+        realness_odds(FAKE[start:start + 32], real_tunes=real)
+    scores = realness_odds(REAL[:4] + FAKE[:4], real_tunes=real)
+    assert min(scores[:4]) > 0.8 and max(scores[4:]) < 0.2, scores  # fitted against REAL, not the corpus
+    # a function returning the tunes works as the list does (finetune passes one, read when first needed)
+    assert realness_odds(REAL[:4], real_tunes=lambda: real) == scores[:4]
+    # typical: every real tune here has the same shape, so that shape is the median of every feature (1.0);
+    # against the default collections a 9-bar scale in quavers is an ordinary, not a perfectly median, tune
+    assert typical(REAL[:1], real_tunes=real) == [1.0]
+    assert typical(REAL[:1])[0] < 1.0
+
+
+def test_finetune_gives_the_rewards_the_pretrained_run_s_training_tunes(tiny_run, tmp_path, monkeypatch):
+    """The default guards must not compare a model pretrained on other music with music21's folk tunes."""
+    from conftest import cli
+
+    (tmp_path / "seen_real.py").write_text(
+        "from rlmusic.rewards.mix import real_tunes\n"
+        "SEEN = []\n"
+        "def record(tunes, **context):\n"
+        "    SEEN.append(real_tunes(context))\n"
+        "    return [0.0 for _ in tunes]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", tmp_path / "ft",
+               "--set", "ptx_coef=0", "--set", "rewards={seen_real:record: 1.0}", "--set", "gate=",
+               "--set", "iterations=1")[0] == 0
+    import seen_real
+    from rlmusic import config
+    from rlmusic.data import DataConfig, prepare
+
+    data = config.from_dict(DataConfig, config.read_yaml(tiny_run / "config.yaml")["data"])
+    expected = prepare(data, log=lambda m: None).train  # the tests' small corpus, its training split
+    assert seen_real.SEEN and all(seen is seen_real.SEEN[0] for seen in seen_real.SEEN)  # read once
+    assert seen_real.SEEN[0] == expected and len(expected) < 100

@@ -184,8 +184,9 @@ def test_without_abc2midi_the_run_says_which_rewards_score_nothing(tiny_run, tmp
 
     monkeypatch.setattr(validity, "abc2midi_path", lambda: None)
     code, _, err = cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", tmp_path / "ft",
-                       "--set", "iterations=1", "--set", "ptx_coef=0", capsys=capsys)
-    # the default preset gates on abc2midi_clean: the run goes on, saying that gate does not apply
+                       "--set", "iterations=1", "--set", "ptx_coef=0", "--set", "rewards.abc2midi_clean=1",
+                       "--set", "gate=abc2midi_clean", capsys=capsys)
+    # a design that gates on abc2midi_clean (syntax_by_reward): the run goes on, saying that gate does not apply
     assert code == 0, err
     assert "abc2midi is not installed (Debian package abcmidi): abc2midi_clean scores nothing" in err
 
@@ -209,7 +210,7 @@ def test_wandb_offline_run_has_a_table_of_tunes(tiny_run, tmp_path, monkeypatch)
     tables = sorted(runs[0].glob("files/media/table/tunes_*.table.json"))
     assert len(tables) == 2  # one per checkpoint iteration of the tiny preset (2 and 3)
     table = json.loads(tables[0].read_text())
-    assert table["columns"][:3] == ["step", "tune", "reward"] and "valid" in table["columns"]
+    assert table["columns"][:3] == ["step", "tune", "reward"] and "realness_odds" in table["columns"]
     assert len(table["data"]) == 4 and all(row[1].startswith("X:1") for row in table["data"])
 
 
