@@ -118,6 +118,8 @@ class Discriminator:
         return 1.0 / (1.0 + np.exp(-np.asarray(self._logits(self.encode(tunes)), np.float64)))
 
     def __call__(self, tunes: list[str], **context) -> list[float]:
+        if self._real is None:  # made without its real tunes: the context's (finetune's), else the default corpus
+            self._real = real_tunes(context)
         scores = self.probability_real(tunes)  # before it learns from these tunes
         self.recent = (self.recent + list(tunes))[-self.memory:]
         self.since += len(tunes)
@@ -183,6 +185,8 @@ class OddsGuard:
 
     def __call__(self, tunes: list[str], **context) -> list[float]:
         with self.lock:
+            if self._real is None:  # made without its real tunes: the context's (finetune's), else the default corpus
+                self._real = real_tunes(context)
             odds = np.clip(self.log_odds(tunes, context.get("scans")), -self.clip, self.clip)
             self.recent = (self.recent + list(tunes))[-self.memory:]
             self.since += len(tunes)

@@ -150,3 +150,11 @@ def test_finetune_gives_the_rewards_the_pretrained_run_s_training_tunes(tiny_run
     expected = prepare(data, log=lambda m: None).train  # the tests' small corpus, its training split
     assert seen_real.SEEN and all(seen is seen_real.SEEN[0] for seen in seen_real.SEEN)  # read once
     assert seen_real.SEEN[0] == expected and len(expected) < 100
+
+
+def test_a_guard_made_without_real_tunes_takes_the_context_s():
+    # benchmarks/guards.py makes OddsGuard(text_c=10) at import, before any run says what real is
+    g = OddsGuard(memory=64, refit_every=32, warmup=32)
+    for start in range(0, 96, 32):
+        g(FAKE[start:start + 32], real_tunes=REAL)
+    assert g.real is REAL and min(g(REAL[:4])) > 0.8
