@@ -424,6 +424,10 @@ def iteration_row(it: int, finished: list[dict], mix: RewardMix, **numbers) -> d
     row.update({f"rewards/{name}": mean for name, mean in mix.means(scores).items()})
     if "valid" in mix.weights:  # weighted, or scored as the gate
         row["valid_rate"] = row["rewards/valid"]
+    elif finished:  # the mix does not score it (the default pays for the music): a grammar fault still shows
+        from rlmusic.rewards.syntax import valid
+
+        row["valid_rate"] = float(np.mean(valid([info["tune"] for info in finished])))
     if any("dense" in info for info in finished):  # the dense credit per tune, before dense_coef
         row["dense_credit"] = float(np.mean([sum(c for _, c in info.get("dense", ())) for info in finished]))
     return row

@@ -122,6 +122,7 @@ def test_every_finetune_preset_loads_and_names_real_rewards(monkeypatch):
     assert {"form_soft", "form_pi", "form_share"} <= {p.stem for p in designs}
     # what the preference designs leave to each run (benchmarks/preferences.py sets them): a folder and a file
     per_run = {"preference": ["preference_model=RM"], "preference_guarded": ["preference_model=RM"],
+               "preference_strong": ["preference_model=RM"],
                "preference_dpo": ["preferences=prefs.jsonl"]}
     monkeypatch.syspath_prepend(str(root / "benchmarks"))  # designs name benchmarks/guards.py's rewards by path
     for p in presets + designs:

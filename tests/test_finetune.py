@@ -152,7 +152,7 @@ def test_tiny_finetune_through_the_cli_then_sample(tiny_run, tmp_path, capsys):
     assert code == 0, err
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
-    assert {"kl", "entropy", "tunes_per_sec", "valid_rate", "rewards/in_key"} <= set(rows[0])
+    assert {"kl", "entropy", "tunes_per_sec", "valid_rate", "rewards/strain_cadences", "rewards/realness_odds"} <= set(rows[0])
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-3"]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # reward curves, redrawn per checkpoint
     assert all(r["chars_per_tune"] > len("X:1") for r in rows)
@@ -245,9 +245,10 @@ def test_a_resumed_finetune_does_not_log_iterations_twice(tiny_run, tmp_path):
 
 def test_a_finetune_with_dense_credit_logs_it(tiny_run, tmp_path):
     out = tmp_path / "ft"
-    # unmasked: under the grammar's mask every tune is valid, and the syntax rewards place no penalty
+    # unmasked, on syntax rewards: under the grammar's mask every tune is valid, and they place no penalty
     assert cli("finetune", "--checkpoint", tiny_run, "--config", "tiny", "--out", out, "--set", "ptx_coef=0",
-               "--set", "dense_coef=0.5", "--set", "iterations=2", "--set", "constrain=none")[0] == 0
+               "--set", "dense_coef=0.5", "--set", "iterations=2", "--set", "constrain=none",
+               "--set", "rewards={valid: 1.0, bar_durations: 1.0, in_key: 1.0}", "--set", "gate=valid")[0] == 0
     rows = RunDir(out).read_metrics()
     assert all(r["dense_credit"] <= 0 for r in rows)  # untrained tunes: penalties, never bonuses
     assert any(r["dense_credit"] < 0 for r in rows)

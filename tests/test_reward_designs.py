@@ -31,7 +31,7 @@ def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, 
     other = tmp_path / "other.yaml"  # a second design: the tiny preset under another name
     other.write_text((ROOT / "configs" / "finetune" / "tiny.yaml").read_text())
     proc = designs("--presets", "tiny", other, "--seeds", "0", "--checkpoint", tiny_run, "--data", data_dir,
-                   "--num", 4, "--out", out, "--set", "ptx_coef=0", "--set", "reward_targets.tonic_start_end=0.5",
+                   "--num", 4, "--out", out, "--set", "ptx_coef=0", "--set", "rewards.tonic_start_end=0.5", "--set", "reward_targets.tonic_start_end=0.5",
                    "--set", "target_control=pi", "--resume-to", 4, "--resume-only", "tiny",
                    "--json", tmp_path / "d.json", "--trade-plot", tmp_path / "trade.png",
                    "--targets-plot", tmp_path / "targets.png")
@@ -70,7 +70,7 @@ def test_designs_table_with_runs_resumed_to_more_iterations(tiny_run, data_dir, 
     (tmp_path / "e.json").write_text(json.dumps({"pretrained": other_tunes["pretrained"], "corpus":
                                                  other_tunes["corpus"], "elsewhere": other_tunes["tiny"]}))
     proc = designs("--presets", other, "--seeds", "0", "--checkpoint", tiny_run, "--data", data_dir, "--num", 4,
-                   "--out", out, "--set", "ptx_coef=0", "--set", "reward_targets.tonic_start_end=0.5",
+                   "--out", out, "--set", "ptx_coef=0", "--set", "rewards.tonic_start_end=0.5", "--set", "reward_targets.tonic_start_end=0.5",
                    "--set", "target_control=pi", "--with", tmp_path / "d.json", tmp_path / "e.json",
                    "--json", tmp_path / "d2.json")
     assert proc.returncode == 2, proc.stderr[-3000:]
