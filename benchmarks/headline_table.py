@@ -1,0 +1,34 @@
+"""The README's before/after table of fine-tuning, from a `reward_designs.py` results file.
+
+    python benchmarks/headline_table.py benchmarks/results/music_odds_to120.json
+
+Columns: the corpus, the shipped model, the default preset (`music_odds`) and its copy resumed to 120 iterations,
+where the file has them; each cell the mean +- standard deviation over the seeds.
+"""
+import json
+import sys
+
+import numpy as np
+
+d = json.load(open(sys.argv[1]))
+rows = [("valid (abc2midi)", "valid_rate", 3), ("ends on the tonic", "ends_with_tonic", 3),
+        ("starts on the tonic", "starts_with_tonic", 3),
+        ("notes in a repeated motif", "notes_in_repeated_motif", 3), ("leaps resolved", "leaps_resolved", 3),
+        ("two-strain tunes", "two_strain_tunes", 3), ("AABB tunes", "aabb_tunes", 3),
+        ("notes not in key", "notes_not_in_key", 3), ("notes excessively repeated", "notes_excessively_repeated", 3),
+        ("`discriminator_text` (0.5 = real)", "discriminator_text", 3),
+        ("`discriminator_features`", "discriminator_features", 3), ("mean notes", "mean_notes", 1),
+        ("KL to the shipped model (nats/char)", "kl_to_reference", 3)]
+cols = [c for c in d if c in ("corpus", "pretrained", "music_odds", "music_odds@120")]
+names = {"corpus": "corpus", "pretrained": "shipped model", "music_odds": "default, 60 it.", "music_odds@120": "resumed to 120"}
+print("| metric | " + " | ".join(names[c] for c in cols) + " |")
+print("|---|" + "---:|" * len(cols))
+for label, key, nd in rows:
+    cells = []
+    for c in cols:
+        v = [r.get(key) for r in d[c] if r.get(key) is not None]
+        if not v:
+            cells.append(""); continue
+        m, sd = float(np.mean(v)), float(np.std(v))
+        cells.append(f"{m:.{nd}f} +- {sd:.{nd}f}" if len(v) > 1 else f"{m:.{nd}f}")
+    print(f"| {label} | " + " | ".join(cells) + " |")
