@@ -211,7 +211,7 @@ def typical(tunes: list[str], **context) -> list[float | None]:
     context's `real_tunes` (in `finetune`: the pretrained model's training tunes), else the default collections.
 
     The realness guard: a reward bought by writing unlike the tradition (longer, leapier, one note repeated)
-    lowers it. The corpus is 2,000 tunes of the default collections, read once per process (`typical_reference=`,
+    lowers it. The reference is 2,000 of those real tunes, read once per process and set of tunes (`typical_reference=`,
     a dict of sorted feature arrays, replaces it). Example: a tune of 300 bars of one repeated note -> ~0.
     """
     reference = context.get("typical_reference") or _reference(real_tunes(context))
