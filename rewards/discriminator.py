@@ -33,7 +33,7 @@ import threading
 
 import numpy as np
 
-from rlmusic.rewards.mix import real_tunes
+from rlmusic.rewards.mix import per_real_tunes, real_tunes
 from rlmusic.rewards.registry import register
 
 WIDTH = 128  # characters are their code points, clipped: the discriminator needs no vocabulary of its own
@@ -196,17 +196,8 @@ class OddsGuard:
         return [float(0.5 + o / (2 * self.clip)) for o in odds]
 
 
-_GUARDS: dict[tuple[str, int], tuple[list[str] | None, object]] = {}
-
-
-def _guard(kind: str, make, context: dict):
-    """One guard per process and per set of real tunes (the context's `real_tunes`, else the default collections),
-    made when first needed; the real tunes are kept with it, so their id stays theirs."""
-    real = real_tunes(context)
-    key = (kind, id(real))
-    if key not in _GUARDS:
-        _GUARDS[key] = (real, make(real))
-    return _GUARDS[key][1]
+_REALNESS: dict = {}  # one guard per process and set of real tunes (rlmusic.rewards.mix.per_real_tunes)
+_ODDS: dict = {}
 
 
 @register("realness")
@@ -218,7 +209,7 @@ def realness(tunes: list[str], **context) -> list[float]:
     after it has scored 64 tunes that hammer one note (`DDDD DDDD|` x 6), such a tune scores near 0 and a
     scale-wise real reel near 1 (tests/test_discriminator.py).
     """
-    return _guard("realness", lambda real: Discriminator(real), context)(tunes, **context)
+    return per_real_tunes(_REALNESS, context, Discriminator)(tunes, **context)
 
 
 @register("realness_odds")
@@ -231,4 +222,4 @@ def realness_odds(tunes: list[str], **context) -> list[float]:
     tunes), else the default collections. 0.5 until 64 tunes are seen. Example: after 64 tunes that hammer one
     note, such a tune scores near 0 and a scale-wise real reel near 1 (tests/test_discriminator.py).
     """
-    return _guard("realness_odds", lambda real: OddsGuard(real), context)(tunes, **context)
+    return per_real_tunes(_ODDS, context, OddsGuard)(tunes, **context)

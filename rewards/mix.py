@@ -208,3 +208,12 @@ def real_tunes(context: dict) -> list[str] | None:
     falls back to the default collections)."""
     real = context.get("real_tunes")
     return real() if callable(real) else real
+
+
+def per_real_tunes(cache: dict, context: dict, make):
+    """`make(real)` once per set of real tunes of the context (`real_tunes`; None: the default collections), kept
+    in `cache` beside the tunes themselves, so that their id, the key, stays theirs."""
+    real = real_tunes(context)
+    if id(real) not in cache:
+        cache[id(real)] = (real, make(real))
+    return cache[id(real)][1]

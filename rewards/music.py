@@ -21,7 +21,7 @@ import bisect
 import numpy as np
 
 from rlmusic.abc import Scan
-from rlmusic.rewards.mix import real_tunes
+from rlmusic.rewards.mix import per_real_tunes
 from rlmusic.rewards.registry import register
 from rlmusic.rewards.syntax import scans_of
 from rlmusic.structure import is_boundary, strain_end_pitches
@@ -166,23 +166,21 @@ def _phrase_repeats_per_note(tunes: list[str], **context) -> list[list[tuple[int
 phrase_repeats_dense.per_note = _phrase_repeats_per_note
 
 
-_REFERENCES: dict[int, tuple[list[str] | None, dict[str, np.ndarray]]] = {}
+_REFERENCES: dict = {}  # one reference per process and set of real tunes (rlmusic.rewards.mix.per_real_tunes)
 
 
 def _reference(real: list[str] | None, sample: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
     """The realness FEATURES of `sample` of the real tunes (None: the default collections), each sorted (an
-    empirical CDF); computed once per set of tunes and process."""
-    if id(real) not in _REFERENCES:
-        from rlmusic.abc import scan
-        from rlmusic.corpus import DEFAULT_SOURCES, load_corpus
-        from rlmusic.realness import FEATURES, scalar_features
+    empirical CDF)."""
+    from rlmusic.abc import scan
+    from rlmusic.corpus import DEFAULT_SOURCES, load_corpus
+    from rlmusic.realness import FEATURES, scalar_features
 
-        tunes = real if real is not None else load_corpus(DEFAULT_SOURCES).tunes
-        rng = np.random.default_rng(seed)
-        chosen = [tunes[i] for i in rng.choice(len(tunes), min(sample, len(tunes)), replace=False)]
-        rows = [f for f in (scalar_features(scan(t)) for t in chosen) if f is not None]
-        _REFERENCES[id(real)] = (real, {name: np.sort([r[name] for r in rows]) for name in FEATURES})
-    return _REFERENCES[id(real)][1]
+    tunes = real if real is not None else load_corpus(DEFAULT_SOURCES).tunes
+    rng = np.random.default_rng(seed)
+    chosen = [tunes[i] for i in rng.choice(len(tunes), min(sample, len(tunes)), replace=False)]
+    rows = [f for f in (scalar_features(scan(t)) for t in chosen) if f is not None]
+    return {name: np.sort([r[name] for r in rows]) for name in FEATURES}
 
 
 def typicality(s: Scan, reference: dict[str, np.ndarray]) -> float | None:
@@ -214,7 +212,7 @@ def typical(tunes: list[str], **context) -> list[float | None]:
     lowers it. The reference is 2,000 of those real tunes, read once per process and set of tunes (`typical_reference=`,
     a dict of sorted feature arrays, replaces it). Example: a tune of 300 bars of one repeated note -> ~0.
     """
-    reference = context.get("typical_reference") or _reference(real_tunes(context))
+    reference = context.get("typical_reference") or per_real_tunes(_REFERENCES, context, _reference)
     return [typicality(s, reference) for s in scans_of(tunes, context)]
 
 
