@@ -8,7 +8,7 @@ where the file has them; each cell the mean +- standard deviation over the seeds
 import json
 import sys
 
-import numpy as np
+from reward_designs import cell  # benchmarks/ is on sys.path: this script's folder
 
 d = json.load(open(sys.argv[1]))
 rows = [("valid (abc2midi)", "valid_rate", 3), ("ends on the tonic", "ends_with_tonic", 3),
@@ -24,11 +24,5 @@ names = {"corpus": "corpus", "pretrained": "shipped model", "music_odds": "defau
 print("| metric | " + " | ".join(names[c] for c in cols) + " |")
 print("|---|" + "---:|" * len(cols))
 for label, key, nd in rows:
-    cells = []
-    for c in cols:
-        v = [r.get(key) for r in d[c] if r.get(key) is not None]
-        if not v:
-            cells.append(""); continue
-        m, sd = float(np.mean(v)), float(np.std(v))
-        cells.append(f"{m:.{nd}f} +- {sd:.{nd}f}" if len(v) > 1 else f"{m:.{nd}f}")
+    cells = [cell([r.get(key) for r in d[c]], nd) for c in cols]
     print(f"| {label} | " + " | ".join(cells) + " |")

@@ -236,12 +236,13 @@ def comparable_columns(path: str, earlier: dict[str, list[dict]], ours: dict[str
     return {k: v for k, v in earlier.items() if k not in ours}
 
 
-def cell(values: list) -> str:
+def cell(values: list, digits: int = 3) -> str:
     """A table cell: mean +- std over the seeds (one value as it is; none measured: empty)."""
     values = [v for v in values if v is not None]
     if not values:
         return ""
-    return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+    return (f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}" if len(values) > 1
+            else f"{values[0]:.{digits}f}")
 
 
 def print_reasons(columns: dict[str, list[dict]]) -> None:
