@@ -84,6 +84,12 @@ class FinetuneConfig(Checked):
     group (a preference reward paid for longer tunes: 75 -> 102 notes in 30 iterations, docs/measurements.md).
     Logged as `neutral_offset`, the mean size of the correction. Empty: off. The default: key, meter and length
     (a policy of the music rewards wrote 62 % of its tunes in K:G, where cadences come easiest)."""
+    neutral_return: Literal["task", "shaped"] = "task"
+    """What `neutral_headers` re-centres. "task": the task return, and `length` in groups of 8 bars. "shaped":
+    the return PPO learns from, the task return plus each tune's KL charge (-beta x its summed log pi - log
+    p_prior, which grows with the tune's length wherever the policy has left the prior), and for `length` also
+    the trend over characters left inside the groups (rlmusic.learner.neutral_offsets): neither a shorter tune's
+    smaller KL charge nor a reward that comes easier in fewer bars pays for shortening the tunes."""
     preference_model: str = ""
     """Folder of a reward model (`rlmusic reward-model`) that the built-in reward `preference` scores with."""
     rewards_time_limit: Annotated[float, Range(0)] = DEFAULT_TIME_LIMIT

@@ -12,7 +12,7 @@ from rlmusic.finetune import FinetuneConfig, run_finetune
 from rlmusic.learner import make_agent
 from rlmusic.policy import kl_shaped_rewards
 from rlmusic.rewards.mix import RewardMix
-from rlmusic.rollouts import Rollouts
+from rlmusic.rollouts import Rollouts, tune_steps
 
 
 def test_kl_shaping_on_known_log_probabilities():
@@ -188,3 +188,61 @@ def test_the_update_by_length_buckets_is_the_whole_batch_update(tmp_path):
         for g, w in zip(grads, whole_grads):
             np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-6)
         assert columns < buckets * (max(lengths) - 4 + 2)  # the short buckets are cut shorter
+
+
+@pytest.mark.parametrize("rows, expected", [
+    # the KL charge grows with length (-0.01 per character), the task return is flat: shorter tunes pay, by KL
+    ([[100, 1.0, -1.0], [200, 1.0, -2.0], [300, 1.0, -3.0]], {"per_100_chars/task": 0.0, "per_100_chars/kl": -1.0}),
+    # the task return grows 0.5 per 100 characters (a reward that pays for more bars), no KL charge
+    ([[100, 0.5, 0.0], [300, 1.5, 0.0]], {"per_100_chars/task": 0.5, "per_100_chars/kl": 0.0}),
+    # every tune of one length: nothing to compare, nothing logged
+    ([[120, 0.3, -0.1], [120, 0.9, -0.2]], {}),
+    # one tune: nothing to compare
+    ([[120, 0.3, -0.1]], {}),
+])
+def test_length_slopes_say_which_part_of_the_return_pays_for_length(rows, expected):
+    from rlmusic.learner import length_slopes
+
+    got = length_slopes(np.array(rows, float))
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-9)
+
+
+def test_each_tune_s_characters_and_kl_charge_come_out_of_the_shaping(tmp_path):
+    """The rows length_slopes reads: per tune its steps, and KL charges that add up to -beta x the batch's KL."""
+    cfg, rollouts, make_learner = toy_learner(tmp_path, tunes_per_iteration=5, max_length=200, constrain="none")
+    exp, finished = rollouts.collect()
+    learner = make_learner()
+    for w in rollouts.actor.model.trainable_variables:  # the policy moved off the prior: a KL to charge
+        w.assign_add(tf.random.stateless_normal(w.shape, [1, 2], stddev=0.05))
+    out = [learner.shape(part, infos, 0.1) for part, infos in learner.split(exp, finished)]
+    rows = np.concatenate([r for _, _, r in out])
+    kl_sum = sum(k for _, (k, _, _), _ in out)
+    assert kl_sum != 0.0
+    assert rows[:, 2].sum() == pytest.approx(-0.1 * kl_sum, rel=1e-4)
+    assert sorted(rows[:, 0]) == sorted(float(n) for n in tune_steps(exp.next_step_type.numpy()))
+
+
+@pytest.mark.parametrize("neutral_return", ["task", "shaped"])
+def test_a_shaped_neutral_return_leaves_length_nothing_to_earn(tmp_path, neutral_return):
+    """neutral_return "shaped": each tune's task return plus its KL charge plus its offset has no trend over the
+    tunes' characters (the KL charge grows with length where the policy has left the prior); "task" leaves the
+    KL charge out of the re-centring."""
+    cfg, rollouts, make_learner = toy_learner(tmp_path, tunes_per_iteration=8, max_length=200, constrain="none",
+                                              neutral_headers="length", neutral_return=neutral_return)
+    exp, finished = rollouts.collect()
+    learner = make_learner()
+    for w in rollouts.actor.model.trainable_variables:  # the policy moved off the prior: a KL to charge
+        w.assign_add(tf.random.stateless_normal(w.shape, [3, 4], stddev=0.05))
+    split = learner.split(exp, finished)
+    learner.neutralize(exp, finished, split, [learner.score(part) for part, _ in split], 0.1)
+    chars = np.array([len(info["tune"]) for info in finished], float)
+    assert np.ptp(chars) > 0  # tunes of other lengths, or the test shows nothing
+    task = exp.reward.numpy().sum(axis=1) + np.array([info["neutral_offset"] for info in finished])
+    if neutral_return == "task":
+        assert all("kl_charge" not in info for info in finished)
+        return
+    charge = np.array([info["kl_charge"] for info in finished])
+    assert np.any(charge != 0)
+    assert np.polyfit(chars, task + charge, 1)[0] == pytest.approx(0.0, abs=1e-7)

@@ -97,3 +97,45 @@ def test_length_is_a_valid_neutral_field():
     from rlmusic.finetune import FinetuneConfig
 
     assert FinetuneConfig(neutral_headers="K,M,length").neutral_headers == "K,M,length"
+
+
+def bars(n: int, notes: str = "ABcd") -> str:
+    return "X:1\nM:4/4\nK:D\n" + f"{notes}|" * n
+
+
+@pytest.mark.parametrize("tunes, totals, trend, flat", [
+    # one 8-bar group, tunes of 8 to 15 bars whose return falls with length (a KL charge): the groups cannot
+    # see it, the trend takes it out
+    ([bars(n) for n in range(8, 16)], [-0.1 * n for n in range(8, 16)], True, True),
+    ([bars(n) for n in range(8, 16)], [-0.1 * n for n in range(8, 16)], False, False),
+    # two groups that differ, and a slope inside each: the trend levels what the groups leave
+    ([bars(n) for n in (8, 10, 12, 14, 16, 18, 20, 22)], [1.0, 0.8, 0.6, 0.4, 3.0, 2.8, 2.6, 2.4], True, True),
+    # no length difference in characters: nothing to fit, the groups alone (here: one group, nothing moves)
+    ([bars(9)] * 4, [0.0, 1.0, 2.0, 3.0], True, False),
+])
+def test_the_trend_over_characters_is_taken_out_with_length(tunes, totals, trend, flat):
+    """With `trend`, what is left after the length groups has no least-squares slope over characters; within
+    any length, a better tune still earns more."""
+    totals = np.array(totals)
+    got = totals + neutral_offsets(tunes, totals, ["length"], trend=trend)
+    chars = np.array([len(t) for t in tunes], float)
+    if np.ptp(chars) == 0:
+        assert got == pytest.approx(totals)  # one group and one length: untouched
+        return
+    slope = np.polyfit(chars, got, 1)[0]
+    assert (abs(slope) < 1e-9) == flat
+
+
+def test_the_trend_leaves_the_order_within_a_length():
+    """Two tunes of each length: the better one of a pair still earns more, by the same amount."""
+    tunes = [bars(n) for n in (8, 8, 12, 12, 20, 20)]
+    totals = np.array([1.0, 0.0, 0.5, -0.5, 0.2, -0.8])
+    got = totals + neutral_offsets(tunes, totals, ["K", "M", "length"], trend=True)
+    assert got[0::2] - got[1::2] == pytest.approx(np.ones(3))
+
+
+def test_the_trend_is_only_length_s():
+    """`trend` changes nothing for header fields: a key is not a length."""
+    tunes = [bars(n) for n in range(8, 16)]
+    totals = np.array([-0.1 * n for n in range(8, 16)])
+    assert neutral_offsets(tunes, totals, ["K"], trend=True) == pytest.approx(neutral_offsets(tunes, totals, ["K"]))
