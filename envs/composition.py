@@ -18,7 +18,7 @@ from rlmusic.vocab import Vocab
 
 DEFAULT_VOCAB_FILE = Path(__file__).with_name("default_vocab.json")
 # The environment's default rewards: a tune that reads as valid ABC and follows the RL Tuner's strongest rules (for
-# a policy without the grammar's mask; fine-tuning's default preset pays for the music: rlmusic.finetune.MUSIC_REWARDS).
+# a policy without the grammar's mask; fine-tuning's default preset pays for the music: rlmusic.finetune_config.MUSIC_REWARDS).
 DEFAULT_REWARDS = {"valid": 1.0, "abc2midi_clean": 1.0, "enough_bars": 1.0, "bar_durations": 1.0, "balanced": 0.5,
                    "in_key": 1.0, "no_excessive_repeats": 1.0, "tonic_start_end": 0.5, "repeated_motif": 0.5,
                    "leaps_resolved": 0.25, "form": 2.0}
