@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
 
-    from rlmusic.learner import header_value
+    from rlmusic.neutral import header_value
     from rlmusic.rundir import load_model, shipped_model
     from rlmusic.sample import Sampler
 

@@ -55,7 +55,7 @@ class FinetuneConfig(Checked):
     reward. 0: end-of-tune reward only."""
     neutral_headers: str = "K,M,length"
     """Header fields, comma-separated (e.g. "K,M"), whose choice earns nothing: each tune's reward is re-centred
-    on the mean reward of the iteration's tunes with the same value of the field (rlmusic.learner.neutral_offsets),
+    on the mean reward of the iteration's tunes with the same value of the field (rlmusic.neutral.neutral_offsets),
     so the policy cannot gain by writing every tune in the key or meter where the rewards come easiest (the tunes'
     keys then move only as the KL term lets them). `length` groups the tunes by their bars with notes, 8 to a
     group (a preference reward paid for longer tunes: 75 -> 102 notes in 30 iterations, docs/measurements.md).
@@ -65,7 +65,7 @@ class FinetuneConfig(Checked):
     """What `neutral_headers` re-centres. "task": the task return, and `length` in groups of 8 bars. "shaped":
     the return PPO learns from, the task return plus each tune's KL charge (-beta x its summed log pi - log
     p_prior, which grows with the tune's length wherever the policy has left the prior), and for `length` also
-    the trend over characters left inside the groups (rlmusic.learner.neutral_offsets): neither a shorter tune's
+    the trend over characters left inside the groups (rlmusic.neutral.neutral_offsets): neither a shorter tune's
     smaller KL charge nor a reward that comes easier in fewer bars pays for shortening the tunes."""
     preference_model: str = ""
     """Folder of a reward model (`rlmusic reward-model`) that the built-in reward `preference` scores with."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from rlmusic._tf import quiet_import, tf
 from rlmusic.errors import UserError
+from rlmusic.neutral import length_slopes, neutral_offsets
 from rlmusic.policy import kl_shaped_rewards, nucleus_log_probs, sequence_log_probs
 from rlmusic.rollouts import tune_steps
 
@@ -150,73 +151,6 @@ def dense_rewards(finished: list[dict], next_step_type: np.ndarray, primer_len: 
     return out
 
 
-NEUTRAL_PRIOR = 4.0  # a field value's mean counts as this many tunes at the batch mean: few tunes, little shift
-
-
-def header_value(tune: str, field: str) -> str:
-    """The value of a tune's first `field:` header line (before the body), spaces dropped and lower-cased: the
-    group `neutral_offsets` puts it in ("" without one)."""
-    for line in tune.splitlines():
-        if line.startswith(f"{field}:"):
-            return "".join(line[len(field) + 1:].split()).lower()
-        if line[:2] not in {f"{c}:" for c in "ABCDFGHILMNOPQRSTUVWXZKmr"} and line.strip():
-            break  # the body has begun
-    return ""
-
-
-LENGTH_BUCKET = 8  # bars of notes per `length` group: a strain's length
-
-
-def group_value(tune: str, field: str) -> str:
-    """The group `neutral_offsets` puts a tune in for `field`: a header field's value (header_value), or for
-    `length` its bars with notes in buckets of LENGTH_BUCKET ("0" for 0-7 bars, "1" for 8-15, ..., "4" for 32 and
-    more), so that writing longer or shorter tunes earns nothing by itself."""
-    if field != "length":
-        return header_value(tune, field)
-    from rlmusic.abc import scan
-
-    bars = len({n.bar for n in scan(tune).melody()})
-    return str(min(bars // LENGTH_BUCKET, 4))
-
-
-def neutral_offsets(tunes: list[str], totals: np.ndarray, fields: list[str], trend: bool = False) -> np.ndarray:
-    """Per tune, what to add to its reward so that choosing a header value (a key, a meter) earns nothing: for
-    each field in turn, the tunes are grouped by its value, and each group's mean reward (shrunk toward the batch
-    mean by NEUTRAL_PRIOR tunes) is moved to the batch mean. What is left to learn is how to write better within
-    any key or meter: the policy gains nothing by writing every tune in the key where the rewards come easiest
-    (measured: K:G 41 % -> 68 % of the tunes in 60 iterations, and a discriminator that tells them from real
-    tunes by it). With `trend`, `length` also takes out what is left of the least-squares line over the tunes'
-    characters once its groups are level: a group of 8 bars still spans tunes of 60 and 140 characters."""
-    totals = np.asarray(totals, np.float64)
-    offsets = np.zeros(len(tunes))
-    for field in fields:
-        values = [group_value(t, field) for t in tunes]
-        residual = totals + offsets
-        mean = residual.mean() if len(residual) else 0.0
-        for value in set(values):
-            rows = np.array([v == value for v in values])
-            n = rows.sum()
-            group = (residual[rows].sum() + NEUTRAL_PRIOR * mean) / (n + NEUTRAL_PRIOR)
-            offsets[rows] += mean - group
-        chars = np.array([len(t) for t in tunes], np.float64)
-        if field == "length" and trend and np.ptp(chars) > 0:
-            offsets -= np.polyfit(chars, totals + offsets, 1)[0] * (chars - chars.mean())
-    return offsets
-
-
-def length_slopes(rows: np.ndarray) -> dict:
-    """What 100 more characters earn a tune in this iteration, by part of its return: `rows` holds per tune its
-    characters, its task return (rewards, dense credit, neutral offset) and its KL charge (-beta x its summed log
-    pi - log p_prior). Each figure is the least-squares slope over the iteration's tunes, so a negative sum says
-    the shaped return pays for shorter tunes, and the two parts say which term does (a run whose tunes shorten
-    while the task slope is flat is paying for it with the KL term). Empty without two lengths to compare."""
-    chars = rows[:, 0]
-    if len(rows) < 2 or np.ptp(chars) == 0:
-        return {}
-    slope = lambda y: float(np.polyfit(chars / 100.0, y, 1)[0])  # noqa: E731
-    return {"per_100_chars/task": slope(rows[:, 1]), "per_100_chars/kl": slope(rows[:, 2])}
-
-
 def entropy_of(logits):
     logp = tf.nn.log_softmax(logits, -1)
     return -tf.reduce_sum(tf.exp(logp) * logp, -1)
@@ -278,11 +212,19 @@ class Learner:
         logp_pi, logits = self.policy_logp(part.observation, part.action, part.step_type)
         return logp_pi, logits, self.prior_logp(part.observation, part.action, part.step_type)
 
+    @staticmethod
+    def tune_kl(part, scored: tuple):
+        """The part's live characters (1, padding 0) and per tune its summed log pi - log p_prior."""
+        logp_pi, _, logp_prior = scored
+        live = 1.0 - tf.cast(part.is_boundary(), tf.float32)
+        return live, tf.reduce_sum((logp_pi - logp_prior) * live, axis=1)
+
     def shape(self, part, infos: list[dict], beta: float, scored: tuple | None = None):
         """`part` with its rewards KL-shaped (and dense credit added), its KL and entropy sums, and per tune its
         characters, task return and KL charge. `scored`: the part's `score`, if already computed."""
-        logp_pi, logits, logp_prior = scored or self.score(part)
-        live = 1.0 - tf.cast(part.is_boundary(), tf.float32)
+        scored = scored or self.score(part)
+        logp_pi, logits, logp_prior = scored
+        live, kl_rows = self.tune_kl(part, scored)
         task = part.reward
         if self.dense_coef > 0:  # credit where the error is: at the characters the dense forms point to
             task = task + self.dense_coef * dense_rewards(infos, part.next_step_type.numpy(), self.primer_len)
@@ -290,7 +232,6 @@ class Learner:
             last = part.next_step_type.numpy() == ts.StepType.LAST
             task = task + last * np.array([[info.get("neutral_offset", 0.0)] for info in infos], np.float32)
         shaped = kl_shaped_rewards(task, logp_pi, logp_prior, beta) * live
-        kl_rows = tf.reduce_sum((logp_pi - logp_prior) * live, axis=1)
         sums = (float(tf.reduce_sum(kl_rows)), float(tf.reduce_sum(entropy_of(logits) * live)),
                 float(tf.reduce_sum(live)))
         # per tune: its characters, its task return and its KL charge, for what length earns (length_slopes)
@@ -318,9 +259,8 @@ class Learner:
         totals = exp.reward.numpy().sum(axis=1).astype(np.float64)
         shaped = self.neutral_return == "shaped"
         if shaped:
-            for (part, infos), (logp_pi, _, logp_prior) in zip(split, scored):
-                live = 1.0 - tf.cast(part.is_boundary(), tf.float32)
-                for info, kl in zip(infos, tf.reduce_sum((logp_pi - logp_prior) * live, axis=1).numpy()):
+            for (part, infos), s in zip(split, scored):
+                for info, kl in zip(infos, self.tune_kl(part, s)[1].numpy()):
                     info["kl_charge"] = -beta * float(kl)
             totals = totals + np.array([info["kl_charge"] for info in finished])
         offsets = neutral_offsets([f.get("tune", "") for f in finished], totals, self.neutral_headers, shaped)

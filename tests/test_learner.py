@@ -201,7 +201,7 @@ def test_the_update_by_length_buckets_is_the_whole_batch_update(tmp_path):
     ([[120, 0.3, -0.1]], {}),
 ])
 def test_length_slopes_say_which_part_of_the_return_pays_for_length(rows, expected):
-    from rlmusic.learner import length_slopes
+    from rlmusic.neutral import length_slopes
 
     got = length_slopes(np.array(rows, float))
     assert got.keys() == expected.keys()

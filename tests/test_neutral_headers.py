@@ -1,9 +1,9 @@
-"""Header-neutral rewards (rlmusic/learner.py: header_value, neutral_offsets; FinetuneConfig.neutral_headers)."""
+"""Header-neutral rewards (rlmusic/neutral.py: header_value, neutral_offsets; FinetuneConfig.neutral_headers)."""
 
 import numpy as np
 import pytest
 
-from rlmusic.learner import NEUTRAL_PRIOR, group_value, header_value, neutral_offsets
+from rlmusic.neutral import NEUTRAL_PRIOR, group_value, header_value, neutral_offsets
 
 
 @pytest.mark.parametrize("tune,field,value", [
