@@ -67,6 +67,10 @@ class FinetuneConfig(Checked):
     p_prior, which grows with the tune's length wherever the policy has left the prior), and for `length` also
     the trend over characters left inside the groups (rlmusic.neutral.neutral_offsets): neither a shorter tune's
     smaller KL charge nor a reward that comes easier in fewer bars pays for shortening the tunes."""
+    neutral_exempt: str = ""
+    """Rewards, comma-separated, whose part of each tune's return `neutral_headers` leaves as it is: a realness
+    guard (e.g. `realness_odds`) that should still price a key, meter or length real tunes rarely have, which
+    re-centring by that field would take away. Not a gate (a gate scales every other reward)."""
     preference_model: str = ""
     """Folder of a reward model (`rlmusic reward-model`) that the built-in reward `preference` scores with."""
     rewards_time_limit: Annotated[float, Range(0)] = DEFAULT_TIME_LIMIT
@@ -189,6 +193,10 @@ class FinetuneConfig(Checked):
         if self.guard and self.guard not in self.rewards:
             self.rewards = {**self.rewards, self.guard: 0.0}  # scored and logged, earning nothing
         gates = parse_gates(self.gate)
+        for name in (n.strip() for n in self.neutral_exempt.split(",") if n.strip()):
+            if name not in self.rewards or name in gates:
+                raise FieldError("neutral_exempt", f"{name!r} is not a weighted reward of this run (gates scale "
+                                                   f"the others and cannot be left out)")
         for name, target in self.reward_targets.items():
             if name in gates:
                 raise FieldError(f"reward_targets.{name}", "a gate's weight is not adapted; target a reward")

@@ -256,7 +256,10 @@ class Learner:
     def neutralize(self, exp, finished: list[dict], split, scored, beta: float) -> dict:
         """Each tune's neutral offset into its info (`shape` adds it): of its task return, or with neutral_return
         "shaped" of its task return plus its KL charge, with length's trend taken out too."""
+        # what re-centring moves: the task return without the exempt rewards' part (neutral_exempt), which the
+        # loop puts in each info
         totals = exp.reward.numpy().sum(axis=1).astype(np.float64)
+        totals -= np.array([info.get("neutral_exempt", 0.0) for info in finished])
         shaped = self.neutral_return == "shaped"
         if shaped:
             for (part, infos), s in zip(split, scored):

@@ -139,3 +139,59 @@ def test_the_trend_is_only_length_s():
     tunes = [bars(n) for n in range(8, 16)]
     totals = np.array([-0.1 * n for n in range(8, 16)])
     assert neutral_offsets(tunes, totals, ["K"], trend=True) == pytest.approx(neutral_offsets(tunes, totals, ["K"]))
+
+
+def test_an_exempt_reward_keeps_its_price_of_a_key():
+    """neutral_exempt: the guard's part of the return (in info["neutral_exempt"]) is left out of the re-centring,
+    so a key real tunes rarely use still costs what the guard says; the rest of the return is re-centred."""
+    from types import SimpleNamespace
+
+    from rlmusic._tf import tf
+    from rlmusic.learner import Learner
+
+    tunes = [tune("G")] * 8 + [tune("Bb")] * 8
+    music = np.array([1.0] * 8 + [0.0] * 8)      # the music rewards come easier in G
+    guard = np.array([0.5] * 8 + [-0.5] * 8)     # the guard says Bb is unlike the tradition
+    finished = [{"tune": t, "neutral_exempt": g} for t, g in zip(tunes, guard)]
+    exp = SimpleNamespace(reward=tf.constant((music + guard)[:, None]))
+    learner = SimpleNamespace(neutral_return="task", neutral_headers=["K"])
+    Learner.neutralize(learner, exp, finished, [], [], 0.1)
+    got = music + guard + np.array([info["neutral_offset"] for info in finished])
+    gap = got[:8].mean() - got[8:].mean()
+    # the music's gap shrinks as any field's does; the guard's gap of 1.0 stays whole
+    assert gap == pytest.approx(1.0 + 1.0 * NEUTRAL_PRIOR / (8 + NEUTRAL_PRIOR))
+
+
+@pytest.mark.parametrize("exempt, error", [
+    ("realness_odds", None),                  # a weighted reward: allowed
+    ("realness_odds,form", None),             # several
+    ("typical_guard", "neutral_exempt"),      # a gate: it scales the others, it cannot be left out
+    ("nonesuch", "neutral_exempt"),           # not a reward of this run
+])
+def test_neutral_exempt_names_weighted_rewards(exempt, error):
+    from rlmusic.errors import UserError
+    from rlmusic.finetune import FinetuneConfig
+
+    if error is None:
+        assert FinetuneConfig(neutral_exempt=exempt).neutral_exempt == exempt
+    else:
+        with pytest.raises(UserError, match=error):
+            FinetuneConfig(neutral_exempt=exempt)
+
+
+@pytest.mark.parametrize("weights, gates, scores, expected", [
+    # no gate: the guard's part is its weight times its score
+    ({"form": 1.0, "realness_odds": 2.0}, "", {"form": 0.5, "realness_odds": 0.25}, 0.5),
+    # a gate at 0.5 scales the guard's part as it scales every other reward's
+    ({"form": 1.0, "realness_odds": 2.0, "enough_bars": 1.0}, "enough_bars", {"form": 0.5, "realness_odds": 0.25,
+                                                                            "enough_bars": 0.5}, 0.25),
+    # a guard that scored nothing (None) has no part
+    ({"form": 1.0, "realness_odds": 2.0}, "", {"form": 0.5, "realness_odds": None}, 0.0),
+])
+def test_exempt_parts_are_the_rewards_share_of_the_total(weights, gates, scores, expected):
+    from rlmusic.finetune import exempt_parts
+    from rlmusic.rewards.mix import RewardMix
+
+    finished = [{"rewards": scores}]
+    exempt_parts(RewardMix(weights, gates=gates), finished, "realness_odds")
+    assert finished[0]["neutral_exempt"] == pytest.approx(expected)
