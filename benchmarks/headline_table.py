@@ -2,8 +2,9 @@
 
     python benchmarks/headline_table.py benchmarks/results/music_odds_to120.json
 
-Columns: the corpus, the shipped model, the default preset (`music_odds`) and its copy resumed to 120 iterations,
-where the file has them; each cell the mean +- standard deviation over the seeds.
+Columns: every column of the file in its order (the corpus, the shipped model, each design and its copy resumed
+to N iterations, `DESIGN@N`), the default preset's (`music_odds`) named as the README names it; each cell the mean
++- standard deviation over the seeds.
 """
 import json
 import sys
@@ -19,9 +20,9 @@ rows = [("valid (abc2midi)", "valid_rate", 3), ("ends on the tonic", "ends_with_
         ("`discriminator_text` (0.5 = real)", "discriminator_text", 3),
         ("`discriminator_features`", "discriminator_features", 3), ("mean notes", "mean_notes", 1),
         ("KL to the shipped model (nats/char)", "kl_to_reference", 3)]
-cols = [c for c in d if c in ("corpus", "pretrained", "music_odds", "music_odds@120")]
+cols = [c for c, v in d.items() if isinstance(v, list)]
 names = {"corpus": "corpus", "pretrained": "shipped model", "music_odds": "default, 60 it.", "music_odds@120": "resumed to 120"}
-print("| metric | " + " | ".join(names[c] for c in cols) + " |")
+print("| metric | " + " | ".join(names.get(c, c.replace("@", " @")) for c in cols) + " |")
 print("|---|" + "---:|" * len(cols))
 for label, key, nd in rows:
     cells = [cell([r.get(key) for r in d[c]], nd) for c in cols]
