@@ -54,9 +54,10 @@ def neutral_offsets(tunes: list[str], totals: np.ndarray, fields: list[str], tre
             n = rows.sum()
             group = (residual[rows].sum() + NEUTRAL_PRIOR * mean) / (n + NEUTRAL_PRIOR)
             offsets[rows] += mean - group
-        chars = np.array([len(t) for t in tunes], np.float64)
-        if field == "length" and trend and np.ptp(chars) > 0:
-            offsets -= np.polyfit(chars, totals + offsets, 1)[0] * (chars - chars.mean())
+        if field == "length" and trend:
+            chars = np.array([len(t) for t in tunes], np.float64)
+            if np.ptp(chars) > 0:
+                offsets -= np.polyfit(chars, totals + offsets, 1)[0] * (chars - chars.mean())
     return offsets
 
 
