@@ -26,6 +26,7 @@ from rlmusic.errors import UserError
 from rlmusic.finetune_config import MUSIC_REWARDS, FinetuneConfig  # noqa: F401 (the command's config)
 from rlmusic.learner import PTX_LENGTH, Learner, Ptx, make_agent
 from rlmusic.model import ModelConfig
+from rlmusic.neutral import exempt_parts
 from rlmusic.rewards.mix import RewardMix
 from rlmusic.rollouts import Rollouts
 from rlmusic.rundir import WRITE_ERRORS, RunDir, kept_on_interrupt, load_model, write_failure
@@ -169,7 +170,7 @@ def _run_finetune(cfg: FinetuneConfig, checkpoint: str | Path, run: RunDir, use_
                 ptx.y.assign(y)
                 ptx_bits = float(ptx_nll()) / math.log(2)  # before the update, as the loss sees it
             # shaped rewards -> advantages -> update, by length bucket
-            exempt_parts(mix, finished, cfg.neutral_exempt)
+            exempt_parts(mix, finished, cfg.exempt_rewards)
             with interrupts.deferred():  # an update is done whole or not at all, so a Ctrl-C checkpoint is exact
                 stats = learner.update(exp, finished, float(beta.numpy()))
                 iteration.assign_add(1)
@@ -230,15 +231,6 @@ def adapt_targets(cfg: FinetuneConfig, mix: RewardMix, row: dict, objects: dict)
             mix.weights[name] = adapt_weight(mix.weights[name], mean, target)
     objects["reward_weights"].assign([mix.weights[n] for n in cfg.reward_targets])
     objects["reward_integrals"].assign(integrals)
-
-
-def exempt_parts(mix: RewardMix, finished: list[dict], names: str) -> None:
-    """Each tune's return from the rewards `names` (neutral_exempt) into its info, for the learner to leave out
-    of the re-centring: its total minus its total without them."""
-    names = [n.strip() for n in names.split(",") if n.strip()]
-    for info in finished if names else ():
-        scores = info["rewards"]
-        info["neutral_exempt"] = mix.total(scores) - mix.total({**scores, **{n: None for n in names}})
 
 
 def iteration_row(it: int, finished: list[dict], mix: RewardMix, **numbers) -> dict:

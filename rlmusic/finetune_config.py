@@ -178,10 +178,20 @@ class FinetuneConfig(Checked):
     wandb_project: str = "rlmusic"
     """Weights & Biases project used with --wandb."""
 
+    @property
+    def neutral_fields(self) -> list[str]:
+        """`neutral_headers` as a list of fields."""
+        return [f.strip() for f in self.neutral_headers.split(",") if f.strip()]
+
+    @property
+    def exempt_rewards(self) -> list[str]:
+        """`neutral_exempt` as a list of reward names."""
+        return [n.strip() for n in self.neutral_exempt.split(",") if n.strip()]
+
     def __post_init__(self):
         super().__post_init__()
-        for name in (f.strip() for f in self.neutral_headers.split(",")):
-            if name and name != "length" and not (len(name) == 1 and name.isalpha()):
+        for name in self.neutral_fields:
+            if name != "length" and not (len(name) == 1 and name.isalpha()):
                 raise FieldError("neutral_headers", f"header fields are letters or `length`, comma-separated "
                                                     f"(\"K,M,length\"), got {name!r}")
         if "preference" in self.rewards and not self.preference_model:
@@ -193,7 +203,7 @@ class FinetuneConfig(Checked):
         if self.guard and self.guard not in self.rewards:
             self.rewards = {**self.rewards, self.guard: 0.0}  # scored and logged, earning nothing
         gates = parse_gates(self.gate)
-        for name in (n.strip() for n in self.neutral_exempt.split(",") if n.strip()):
+        for name in self.exempt_rewards:
             if name not in self.rewards or name in gates:
                 raise FieldError("neutral_exempt", f"{name!r} is not a weighted reward of this run (gates scale "
                                                    f"the others and cannot be left out)")

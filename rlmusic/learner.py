@@ -13,6 +13,8 @@ cheaper way to compute the same update, not a different update.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from rlmusic._tf import quiet_import, tf
@@ -129,6 +131,17 @@ class TracedOnce:
         return self.compiled(*args)
 
 
+class Scored(NamedTuple):
+    """A part's characters under the policy and the prior: log pi, the policy's logits, log p_prior, the live
+    characters (1, padding 0), and per tune its summed log pi - log p_prior (`kl`)."""
+
+    logp_pi: tf.Tensor
+    logits: tf.Tensor
+    logp_prior: tf.Tensor
+    live: tf.Tensor
+    kl: tf.Tensor
+
+
 def length_buckets(steps: np.ndarray, n: int) -> list[np.ndarray]:
     """Row indices sorted by tune length (`steps` per row) and split into `n` groups of near-equal size."""
     order = np.argsort(steps, kind="stable")
@@ -166,7 +179,7 @@ class Learner:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.variables = trainable_variables(networks)
         self.num_epochs, self.dense_coef, self.primer_len = cfg.num_epochs, cfg.dense_coef, len(cfg.primer)
-        self.neutral_headers = [f.strip() for f in cfg.neutral_headers.split(",") if f.strip()]
+        self.neutral_headers = cfg.neutral_fields
         self.neutral_return = cfg.neutral_return
         self.ppo = cfg.agent == "ppo"
         self.buckets = cfg.update_buckets if self.ppo else 1
@@ -207,24 +220,17 @@ class Learner:
         return [(take(exp, rows, int(steps[rows].max()) + 1), [finished[r] for r in rows])
                 for rows in length_buckets(steps, self.buckets)]
 
-    def score(self, part) -> tuple:
-        """log pi (and the policy's logits) and log p_prior of a part's characters."""
+    def score(self, part) -> Scored:
+        """A part's characters scored once, for the shaping and the re-centring alike."""
         logp_pi, logits = self.policy_logp(part.observation, part.action, part.step_type)
-        return logp_pi, logits, self.prior_logp(part.observation, part.action, part.step_type)
-
-    @staticmethod
-    def tune_kl(part, scored: tuple):
-        """The part's live characters (1, padding 0) and per tune its summed log pi - log p_prior."""
-        logp_pi, _, logp_prior = scored
+        logp_prior = self.prior_logp(part.observation, part.action, part.step_type)
         live = 1.0 - tf.cast(part.is_boundary(), tf.float32)
-        return live, tf.reduce_sum((logp_pi - logp_prior) * live, axis=1)
+        return Scored(logp_pi, logits, logp_prior, live, tf.reduce_sum((logp_pi - logp_prior) * live, axis=1))
 
-    def shape(self, part, infos: list[dict], beta: float, scored: tuple | None = None):
+    def shape(self, part, infos: list[dict], beta: float, scored: Scored | None = None):
         """`part` with its rewards KL-shaped (and dense credit added), its KL and entropy sums, and per tune its
         characters, task return and KL charge. `scored`: the part's `score`, if already computed."""
-        scored = scored or self.score(part)
-        logp_pi, logits, logp_prior = scored
-        live, kl_rows = self.tune_kl(part, scored)
+        logp_pi, logits, logp_prior, live, kl_rows = scored or self.score(part)
         task = part.reward
         if self.dense_coef > 0:  # credit where the error is: at the characters the dense forms point to
             task = task + self.dense_coef * dense_rewards(infos, part.next_step_type.numpy(), self.primer_len)
@@ -262,8 +268,8 @@ class Learner:
         totals -= np.array([info.get("neutral_exempt", 0.0) for info in finished])
         shaped = self.neutral_return == "shaped"
         if shaped:
-            for (part, infos), s in zip(split, scored):
-                for info, kl in zip(infos, self.tune_kl(part, s)[1].numpy()):
+            for (_, infos), s in zip(split, scored):
+                for info, kl in zip(infos, s.kl.numpy()):
                     info["kl_charge"] = -beta * float(kl)
             totals = totals + np.array([info["kl_charge"] for info in finished])
         offsets = neutral_offsets([f.get("tune", "") for f in finished], totals, self.neutral_headers, shaped)

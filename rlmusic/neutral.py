@@ -72,3 +72,11 @@ def length_slopes(rows: np.ndarray) -> dict:
         return {}
     slope = lambda y: float(np.polyfit(chars / 100.0, y, 1)[0])  # noqa: E731
     return {"per_100_chars/task": slope(rows[:, 1]), "per_100_chars/kl": slope(rows[:, 2])}
+
+
+def exempt_parts(mix, finished: list[dict], names: list[str]) -> None:
+    """Each tune's return from the rewards `names` (neutral_exempt) into its info, for the learner to leave out
+    of the re-centring: its total under `mix` (a RewardMix) minus its total without them."""
+    for info in finished if names else ():
+        scores = info["rewards"]
+        info["neutral_exempt"] = mix.total(scores) - mix.total({**scores, **{n: None for n in names}})

@@ -189,9 +189,9 @@ def test_neutral_exempt_names_weighted_rewards(exempt, error):
     ({"form": 1.0, "realness_odds": 2.0}, "", {"form": 0.5, "realness_odds": None}, 0.0),
 ])
 def test_exempt_parts_are_the_rewards_share_of_the_total(weights, gates, scores, expected):
-    from rlmusic.finetune import exempt_parts
+    from rlmusic.neutral import exempt_parts
     from rlmusic.rewards.mix import RewardMix
 
     finished = [{"rewards": scores}]
-    exempt_parts(RewardMix(weights, gates=gates), finished, "realness_odds")
+    exempt_parts(RewardMix(weights, gates=gates), finished, ["realness_odds"])
     assert finished[0]["neutral_exempt"] == pytest.approx(expected)
